@@ -1,0 +1,19 @@
+"""augpe: differentially private synthetic text by Aug-PE (Private Evolution), no training.
+
+    import augpe
+    result = augpe.run(augpe.load_config("config.yaml"))
+
+or `augpe run config.yaml`. Privacy code lives in `augpe.privacy`; the loop in `augpe.evolve`.
+"""
+
+from augpe.config import Config, load_config, parse_config
+
+__version__ = "0.1.0"
+__all__ = ["Config", "load_config", "parse_config", "run", "__version__"]
+
+
+def run(config: Config, **kwargs):  # type: ignore[no-untyped-def]
+    """Run Aug-PE for `config`; see `augpe.pipeline.run` (imported lazily: it loads torch)."""
+    from augpe.pipeline import run as _run
+
+    return _run(config, **kwargs)

@@ -1,0 +1,5 @@
+import sys
+
+from augpe.cli import main
+
+sys.exit(main())

@@ -1,0 +1,204 @@
+"""The RANDOM and VARIATION APIs of Private Evolution, on top of any LLM backend.
+
+Their only inputs are class descriptions, public prompt templates and synthetic text: no private
+record ever reaches a prompt. Every request has its own seed derived from (run seed, iteration,
+purpose, slot, attempt), so a run is reproducible whatever the batch order. A generation that comes
+back empty, malformed or as an echo of its input is retried with a new seed, then dropped and
+counted; it is never replaced by the prompt or the parent.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from augpe.config import GenerationConfig
+from augpe.llm.base import LLM, GenerationRequest, Message
+from augpe.population import Sample
+from augpe.prompts import PromptSet, render_fill_blanks, render_random, render_rephrase
+from augpe.textops import (
+    clean_generation,
+    count_words,
+    is_echo,
+    mask_probability,
+    mask_text,
+    max_tokens_for,
+    target_words,
+)
+
+_PURPOSE = {"random": 1, "rephrase": 2, "fill_blanks": 3}
+_CODE = {"random": "n", "rephrase": "r", "fill_blanks": "f"}
+
+
+def request_rng(
+    seed: int, iteration: int, purpose: str, stream: int, slot: int, attempt: int
+) -> np.random.Generator:
+    """The randomness of one request: independent of batch order, retries get fresh draws."""
+    return np.random.default_rng([seed, iteration, _PURPOSE[purpose], stream, slot, attempt])
+
+
+@dataclass
+class GenerationStats:
+    """Per-iteration counts of what was asked, kept, retried and dropped (all synthetic: DP-safe)."""
+
+    requested: int = 0
+    kept: int = 0
+    retried: int = 0
+    dropped: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+
+    def merge(self, other: GenerationStats) -> None:
+        self.requested += other.requested
+        self.kept += other.kept
+        self.retried += other.retried
+        self.dropped += other.dropped
+        self.failures.update(other.failures)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "requested": self.requested,
+            "kept": self.kept,
+            "retried": self.retried,
+            "dropped": self.dropped,
+            "failures": dict(self.failures),
+        }
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One sample to produce: `build(attempt)` gives the prompt and the text an echo is checked against."""
+
+    slot: int
+    stream: int
+    class_id: int
+    parent: Sample | None
+    op: str
+    build: Callable[[int], tuple[GenerationRequest, str | None]]
+
+
+class TextAPIs:
+    """RANDOM_API and VARIATION_API of the paper, for one run."""
+
+    def __init__(
+        self, llm: LLM, prompts: PromptSet, cfg: GenerationConfig, class_descriptions: list[str], seed: int
+    ) -> None:
+        self.llm = llm
+        self.prompts = prompts
+        self.cfg = cfg
+        self.labels = class_descriptions
+        self.seed = seed
+        self.stats = GenerationStats()
+
+    def _request(self, messages: list[Message], words: int, seed: int) -> GenerationRequest:
+        return GenerationRequest(
+            messages=messages,
+            max_tokens=max_tokens_for(words, self.cfg.length.token_per_word, self.cfg.length.max_tokens),
+            temperature=self.cfg.temperature,
+            top_p=self.cfg.top_p,
+            seed=seed,
+        )
+
+    # ---- RANDOM API -------------------------------------------------------------------------
+    def random(self, class_ids: Sequence[int], iteration: int = 0, stream: int = 0) -> list[Sample]:
+        """One fresh sample per entry of `class_ids`, label-conditioned, random persona/keyword/style."""
+
+        def job(slot: int, c: int) -> _Job:
+            def build(attempt: int) -> tuple[GenerationRequest, str | None]:
+                rng = request_rng(self.seed, iteration, "random", stream, slot, attempt)
+                words = self.cfg.length.random_words
+                messages, _ = render_random(self.prompts, self.labels[c], words, rng)
+                return self._request(messages, words, int(rng.integers(2**31 - 1))), None
+
+            return _Job(slot, stream, c, None, "random", build)
+
+        return self._run([job(i, c) for i, c in enumerate(class_ids)], iteration, "random API")
+
+    # ---- VARIATION API ----------------------------------------------------------------------
+    def vary(self, parents: Sequence[Sample], n_each: int, iteration: int, stream: int = 0) -> list[Sample]:
+        """`n_each` variations of every parent (rephrase or fill-in-the-blanks, per config)."""
+        jobs: list[_Job] = []
+        for i, parent in enumerate(parents):
+            for j in range(n_each):
+                slot = i * n_each + j
+                op = self._variation_op(slot, iteration)
+                build = self._variation_builder(parent, op, stream, slot, iteration)
+                jobs.append(_Job(slot, stream, parent.class_id, parent, op, build))
+        return self._run(jobs, iteration, f"variations it{iteration}")
+
+    def _variation_op(self, slot: int, iteration: int) -> str:
+        if self.cfg.variation != "mixed":
+            return self.cfg.variation
+        rng = np.random.default_rng([self.seed, iteration, 9, slot])
+        return "rephrase" if rng.random() < 0.5 else "fill_blanks"
+
+    def _variation_builder(
+        self, parent: Sample, op: str, stream: int, slot: int, iteration: int
+    ) -> Callable[[int], tuple[GenerationRequest, str | None]]:
+        label = self.labels[parent.class_id]
+        length = self.cfg.length
+
+        def build(attempt: int) -> tuple[GenerationRequest, str | None]:
+            rng = request_rng(self.seed, iteration, op, stream, slot, attempt)
+            words = target_words(count_words(parent.text), length.std_words, length.min_words, rng)
+            if op == "fill_blanks":
+                p = mask_probability(self.cfg.mask_schedule, iteration)
+                masked = mask_text(parent.text, p, rng)
+                messages = render_fill_blanks(self.prompts, label, masked, words, rng)
+                echo_ref = masked
+            else:
+                messages = render_rephrase(self.prompts, label, parent.text, words, rng)
+                echo_ref = parent.text
+            return self._request(messages, words, int(rng.integers(2**31 - 1))), echo_ref
+
+        return build
+
+    # ---- retries ----------------------------------------------------------------------------
+    def _run(self, jobs: list[_Job], iteration: int, desc: str) -> list[Sample]:
+        stats = GenerationStats(requested=len(jobs))
+        done: dict[int, tuple[str, str]] = {}
+        pending = jobs
+        for attempt in range(self.cfg.max_retries + 1):
+            if not pending:
+                break
+            if attempt:
+                stats.retried += len(pending)
+            built = [j.build(attempt) for j in pending]
+            gens = self.llm.generate([b[0] for b in built], desc=desc if not attempt else f"{desc} retry {attempt}")
+            still: list[_Job] = []
+            for job, (_, echo_ref), gen in zip(pending, built, gens):
+                if gen.text is None:
+                    stats.failures["error"] += 1
+                    still.append(job)
+                    continue
+                text = clean_generation(gen.text)
+                if text is None:
+                    stats.failures["empty_or_malformed"] += 1
+                    still.append(job)
+                elif is_echo(text, echo_ref or "") or (job.parent is not None and is_echo(text, job.parent.text)):
+                    stats.failures["echo"] += 1
+                    still.append(job)
+                else:
+                    done[job.slot] = (text, gen.model)
+            pending = still
+        stats.dropped = len(pending)
+        stats.kept = len(done)
+        self.stats.merge(stats)
+        out = []
+        for job in jobs:
+            if job.slot in done:
+                text, model = done[job.slot]
+                out.append(
+                    Sample(
+                        id=f"t{iteration}s{job.stream}-{_CODE[job.op]}{job.slot}",
+                        text=text,
+                        class_id=job.class_id,
+                        iteration=iteration,
+                        parent_id=job.parent.id if job.parent else None,
+                        model=model,
+                        op=job.op,
+                    )
+                )
+        return out

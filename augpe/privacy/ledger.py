@@ -1,0 +1,157 @@
+"""What was released, kept apart from what it costs (the dp-accounting split).
+
+Code that adds noise records a `GaussianRelease` describing *what* it released; the `Ledger` prices
+the list with exact GDP. The ledger is saved beside the outputs so the claimed (eps, delta) can be
+recomputed by anyone from the sigmas alone, and a resumed run continues the same ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from augpe.privacy.accounting import gdp_epsilon
+
+__all__ = ["RELEASE_KINDS", "GaussianRelease", "Ledger"]
+
+RELEASE_KINDS = ("vote_histogram", "class_counts")
+
+
+def _json_float(x: float) -> float | str:
+    """Non-finite floats as strings: strict JSON readers reject Infinity."""
+    return x if math.isfinite(x) else str(x)
+
+
+@dataclass(frozen=True)
+class GaussianRelease:
+    """One histogram released with N(0, sigma^2) noise; L2 sensitivity `sensitivity`.
+
+    One event per iteration covers all classes: per-class histograms are built from disjoint
+    private records, so they compose in parallel and cost the same as a single histogram.
+    """
+
+    name: str
+    sigma: float
+    sensitivity: float = 1.0
+    iteration: int | None = None
+    kind: str = "vote_histogram"
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.sigma) or self.sigma < 0.0:
+            raise ValueError(f"release {self.name!r}: sigma must be >= 0, got {self.sigma}")
+        if not self.sensitivity > 0.0:
+            raise ValueError(
+                f"release {self.name!r}: sensitivity must be > 0, got {self.sensitivity}"
+            )
+        if self.kind not in RELEASE_KINDS:
+            raise ValueError(
+                f"release {self.name!r}: kind must be one of {RELEASE_KINDS}, got {self.kind!r}"
+            )
+
+    @property
+    def noise_multiplier(self) -> float:
+        """sigma / sensitivity: the only number the privacy cost depends on."""
+        return self.sigma / self.sensitivity
+
+
+@dataclass
+class Ledger:
+    """Every Gaussian release of a run, priced exactly at `delta` by mu-GDP composition."""
+
+    delta: float
+    target_epsilon: float
+    neighbouring: str = "add/remove one record"
+    delta_rule: str = "set by the user"
+    events: list[GaussianRelease] = field(default_factory=list)
+
+    def record(self, event: GaussianRelease) -> None:
+        """Append a release; call it when the noisy histogram is produced, before it is used."""
+        self.events.append(event)
+
+    def mu(self) -> float:
+        """mu of the composed releases: sqrt(sum (sensitivity/sigma)^2); inf if any sigma is 0."""
+        total = 0.0
+        for e in self.events:
+            if e.sigma == 0.0:
+                return math.inf
+            total += (1.0 / e.noise_multiplier) ** 2
+        return math.sqrt(total)
+
+    def epsilon(self) -> float:
+        """eps spent so far at `self.delta` (exact GDP conversion, rounded to the safe side)."""
+        return gdp_epsilon(self.mu(), self.delta)
+
+    def assert_within_target(self) -> None:
+        """Fail loudly rather than publish outputs whose privacy cost exceeds the promise."""
+        spent = self.epsilon()
+        if spent > self.target_epsilon * (1.0 + 1e-9):
+            raise RuntimeError(
+                f"privacy budget exceeded: spent eps={spent:.6g} > target eps={self.target_epsilon:.6g} "
+                f"at delta={self.delta:.3g}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; `mu` and `epsilon` are derived, written for readers, ignored on load."""
+        return {
+            "delta": self.delta,
+            "target_epsilon": _json_float(self.target_epsilon),
+            "neighbouring": self.neighbouring,
+            "delta_rule": self.delta_rule,
+            "events": [asdict(e) for e in self.events],
+            "mu": _json_float(self.mu()),
+            "epsilon": _json_float(self.epsilon()),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Ledger:
+        return cls(
+            delta=float(data["delta"]),
+            target_epsilon=float(data["target_epsilon"]),
+            neighbouring=str(data.get("neighbouring", "add/remove one record")),
+            delta_rule=str(data.get("delta_rule", "set by the user")),
+            events=[GaussianRelease(**e) for e in data.get("events", [])],
+        )
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically (temp file in the same directory, then os.replace): a crash mid-write
+        must never leave a truncated ledger that under-reports what was released."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self.to_dict(), f, indent=2)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Ledger:
+        with open(path, encoding="utf-8") as f:
+            return cls.from_dict(json.load(f))
+
+    def summary(self) -> str:
+        """Human-readable account: what a reader needs to check the privacy claim."""
+        iterations = sum(1 for e in self.events if e.kind == "vote_histogram")
+        spent = f"eps = {self.epsilon():.4f} at delta = {self.delta:.4g}"
+        lines = [
+            f"privacy spent: {spent} (target eps = {self.target_epsilon:g})",
+            f"mu-GDP: mu = {self.mu():.6g}, {len(self.events)} releases, T = {iterations} votes",
+        ]
+        for e in self.events:
+            it = "" if e.iteration is None else f" t={e.iteration}"
+            lines.append(
+                f"  {e.name}{it} [{e.kind}]: sigma = {e.sigma:.4f} (sensitivity {e.sensitivity:g})"
+            )
+        lines.append(f"neighbouring relation: {self.neighbouring}")
+        lines.append(f"delta rule: {self.delta_rule}")
+        return "\n".join(lines)

@@ -1,0 +1,54 @@
+"""Choosing parents and class sizes. Everything here reads only noisy (DP) values."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+
+def select_parents(
+    noisy: np.ndarray,
+    n: int,
+    method: Literal["rank", "prob"],
+    threshold: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Indices of the next parents among `noisy` (one class's bins).
+
+    rank: the n highest noisy counts (ties broken by index, deterministic);
+    prob: n draws with replacement, probability proportional to max(count - H, 0)
+    (uniform when every clipped count is zero).
+    """
+    if n <= 0 or noisy.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    clipped = np.maximum(noisy - threshold, 0.0)
+    if method == "rank":
+        order = np.lexsort((np.arange(noisy.size), -clipped, -noisy))
+        return order[: min(n, noisy.size)].astype(np.int64)
+    total = clipped.sum()
+    p = clipped / total if total > 0 else np.full(noisy.size, 1.0 / noisy.size)
+    return rng.choice(noisy.size, size=n, replace=True, p=p).astype(np.int64)
+
+
+def allocate(total: int, weights: np.ndarray) -> np.ndarray:
+    """Split `total` samples over classes by (noisy or public) weights, >= 1 each.
+
+    Largest-remainder rounding; negative noisy weights are clipped to 0; all-zero weights give
+    an equal split. Raises ValueError when total < number of classes.
+    """
+    n_cls = weights.size
+    if total < n_cls:
+        raise ValueError(
+            f"pe.samples={total} is smaller than the number of classes ({n_cls}); "
+            "every class needs at least one synthetic sample"
+        )
+    w = np.maximum(np.asarray(weights, dtype=np.float64), 0.0)
+    w = w / w.sum() if w.sum() > 0 else np.full(n_cls, 1.0 / n_cls)
+    spare = total - n_cls  # one per class is guaranteed first
+    raw = w * spare
+    base = np.floor(raw).astype(np.int64)
+    rest = spare - int(base.sum())
+    order = np.lexsort((np.arange(n_cls), -(raw - base)))
+    base[order[:rest]] += 1
+    return base + 1

@@ -1,0 +1,206 @@
+"""Text utilities for the VARIATION API: masking, adaptive length, cleaning model output.
+
+Pure functions. Anything random takes an explicit ``np.random.Generator`` so a run is reproducible
+from its seed and a resumed run draws exactly what the original would have drawn.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+__all__ = [
+    "clean_generation",
+    "count_words",
+    "is_echo",
+    "mask_probability",
+    "mask_text",
+    "max_tokens_for",
+    "target_words",
+]
+
+BLANK = "_"
+
+
+def count_words(text: str) -> int:
+    """Number of whitespace-separated tokens (the unit of every length target in Aug-PE)."""
+    return len(text.split())
+
+
+def mask_text(text: str, p: float, rng: np.random.Generator, blank: str = BLANK) -> str:
+    """Replace each whitespace token independently by ``blank`` with probability ``p``.
+
+    The whitespace between tokens is kept as it was, so the token count never changes and
+    consecutive masked tokens stay separate blanks (``"_ _"``), which tells the model how many
+    words are missing. One uniform draw is made per token, whatever ``p`` is.
+    """
+    if not 0.0 <= p <= 1.0 or math.isnan(p):
+        raise ValueError(f"mask probability must be in [0, 1], got {p}")
+    # re.split with a capturing group keeps separators at odd indices: [tok, ws, tok, ws, ...].
+    parts = re.split(r"(\s+)", text)
+    token_idx = [i for i in range(0, len(parts), 2) if parts[i]]
+    draws = rng.random(len(token_idx))
+    for i, u in zip(token_idx, draws):
+        if u < p:
+            parts[i] = blank
+    return "".join(parts)
+
+
+def mask_probability(schedule: list[float], iteration: int) -> float:
+    """The fill-in-the-blanks probability for a 0-based ``iteration``.
+
+    ``schedule[0]`` is used by the first variation round; after the end of the schedule its last
+    value repeats, so a short schedule works for any number of iterations.
+    """
+    if not schedule:
+        raise ValueError("mask schedule is empty")
+    if iteration < 0:
+        raise ValueError(f"iteration must be >= 0, got {iteration}")
+    p = float(schedule[min(iteration, len(schedule) - 1)])
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"mask probability must be in [0, 1], got {p}")
+    return p
+
+
+def target_words(parent_words: int, std: float, min_words: int, rng: np.random.Generator) -> int:
+    """Adaptive length: ``max(min_words, parent_words + round(N(0, std)))``.
+
+    Always makes exactly one normal draw (also for ``std == 0``), so the random stream does not
+    depend on the setting.
+    """
+    if std < 0:
+        raise ValueError(f"std must be >= 0, got {std}")
+    delta = round(float(rng.normal(0.0, std)))
+    return max(int(min_words), int(parent_words) + delta)
+
+
+def max_tokens_for(words: int, token_per_word: float, cap: int) -> int:
+    """Token budget for a ``words``-word answer: ``min(ceil(words * ratio), cap)``, at least 8."""
+    return max(8, min(math.ceil(words * token_per_word), int(cap)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Cleaning model output
+# ---------------------------------------------------------------------------------------------
+
+# "Sure! Here is a rephrased version of the review:" and friends, up to the first colon.
+_CHATTER_TO_COLON = re.compile(
+    r"^(?:(?:sure|certainly|of course|okay|ok|absolutely|alright)\b[^\n:]{0,40}?"
+    r"\b(?:here|below|the following|rephras\w*|paraphras\w*|version|text|answer)\b[^\n:]{0,120}"
+    r"|(?:here is|here's|here are|below is)\b[^\n:]{0,100}?\b(?:version|text|review|abstract|"
+    r"rephras\w*|paraphras\w*|rewrit\w*|answer|blanks?|paragraph|passage|result)\b[^\n:]{0,60})"
+    r":[ \t]*\n?",
+    re.IGNORECASE,
+)
+# A bare interjection without a colon: "Sure! The food was ..." -> "The food was ...".
+_INTERJECTION = re.compile(
+    r"^(?:sure|certainly|of course|okay|absolutely|alright)\s*[!,.]+[ \t]*", re.IGNORECASE
+)
+# Field labels the model copies from the prompt: "Answer: ...", "Rephrased text: ...".
+_LABEL_PREFIX = re.compile(
+    r"^(?:answer|response|output|result|review|text|abstract|rephrased|paraphrased|"
+    r"rewritten|filled(?:[- ]in)?|completed|new)"
+    r"(?:[ \t]+(?:text|version|review|abstract|answer|paragraph|sentence))?[ \t]*:[ \t]*\n?",
+    re.IGNORECASE,
+)
+_TRAILING_COUNT = re.compile(
+    r"[ \t]*(?:"
+    r"[\(\[][ \t]*(?:word count|words?|length)[ \t]*[:=]?[ \t]*~?\d+[ \t]*(?:words?)?[ \t]*[\)\]]"
+    r"|[\(\[][ \t]*(?:approx\.?|approximately|about|around|~)?[ \t]*\d+[ \t]*words?"
+    r"[^\)\]\n]{0,20}[\)\]]"
+    r"|\n[ \t]*(?:word count|total words|words)[ \t]*:[ \t]*\d+[ \t]*"
+    r")[ \t]*\.?[ \t]*$",
+    re.IGNORECASE,
+)
+# Trailing sign-offs on their own line: "I hope this helps!", "Let me know if ...".
+_TRAILING_CHATTER = re.compile(
+    r"\n[ \t]*(?:i hope|hope this|let me know|feel free|note:|i have (?:rephrased|filled)|"
+    r"this (?:rephrased|revised) version)[^\n]*$",
+    re.IGNORECASE,
+)
+_REFUSAL = re.compile(
+    r"^(?:i['’]?m sorry|i am sorry|sorry\b|i apologi[sz]e|as an ai\b|as a language model|"
+    r"as an? (?:ai )?assistant|i['’]?m (?:just )?an ai|i am (?:just )?an ai|"
+    r"(?:i['’]?m|i am) (?:unable|not able) to|"
+    r"i (?:cannot|can['’]?t|can not|won['’]?t) "
+    r"(?:fulfill|help|assist|comply|provide|complete|create|write|generate|do that|rephrase|fill))",
+    re.IGNORECASE,
+)
+_QUOTE_PAIRS = {'"': '"', "'": "'", "“": "”", "‘": "’", "«": "»", "`": "`"}
+_HAS_WORD = re.compile(r"[^\W_]")  # a letter or digit
+
+
+def _strip_quotes(text: str) -> str:
+    while len(text) >= 2 and text[0] in _QUOTE_PAIRS and text[-1] == _QUOTE_PAIRS[text[0]]:
+        text = text[1:-1].strip()
+    # A generation cut by max_tokens keeps only its opening quote.
+    if text and text[0] in _QUOTE_PAIRS and _QUOTE_PAIRS[text[0]] not in text[1:]:
+        text = text[1:].strip()
+    return text
+
+
+def _strip_leading_meta(text: str) -> str:
+    for _ in range(5):  # a few rounds: "Sure!\nHere is the review:\nReview: ..."
+        before = text
+        text = _CHATTER_TO_COLON.sub("", text, count=1).lstrip()
+        text = _INTERJECTION.sub("", text, count=1).lstrip()
+        text = _LABEL_PREFIX.sub("", text, count=1).lstrip()
+        text = _strip_quotes(text)
+        if text == before:
+            break
+    return text
+
+
+def _strip_trailing_meta(text: str) -> str:
+    for _ in range(5):
+        before = text
+        text = _TRAILING_COUNT.sub("", text).rstrip()
+        text = _TRAILING_CHATTER.sub("", text).rstrip()
+        text = _strip_quotes(text)
+        if text == before:
+            break
+    return text
+
+
+def clean_generation(text: str) -> str | None:
+    """Strip the wrapping a chat model puts around the text it was asked for.
+
+    Removes leading meta-chatter ("Sure! Here is ...:", "Rephrased text:", "Answer:"), trailing
+    word-count artefacts ("(50 words)", "(Word count: 50)") and sign-offs, wrapping quotes,
+    code fences and markdown bold markers, and collapses runs of spaces and blank lines.
+    Returns None for output that must count as a failed generation: empty, fewer than three
+    words, nothing but blanks, or a refusal. The caller retries or drops it; it never
+    substitutes the prompt or the parent.
+    """
+    if not text:
+        return None
+    out = text.replace("\r\n", "\n").replace("\r", "\n")
+    out = re.sub(r"```[a-zA-Z]*", "", out)
+    out = out.replace("**", "")
+    out = re.sub(r"[ \t\f\v\u00a0]+", " ", out)
+    out = re.sub(r" ?\n ?", "\n", out)
+    out = re.sub(r"\n{2,}", "\n", out)
+    out = _strip_quotes(out.strip())
+    out = _strip_leading_meta(out)
+    out = _strip_trailing_meta(out)
+    out = out.strip()
+    if not out or _REFUSAL.match(out):
+        return None
+    if sum(1 for tok in out.split() if _HAS_WORD.search(tok)) < 3:
+        return None
+    return out
+
+
+def _norm(text: str) -> str:
+    return "".join(text.lower().split())
+
+
+def is_echo(generated: str, source: str) -> bool:
+    """True if ``generated`` is ``source`` again, ignoring case and whitespace.
+
+    Call it with the parent text and with the masked input: a variation that copies either is a
+    failed generation, never a new sample.
+    """
+    return _norm(generated) == _norm(source)

@@ -1,0 +1,38 @@
+"""Per-stage wall time, per iteration: written to timings.json and shown in the summary."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.seconds: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self.start = time.perf_counter()
+
+    @contextmanager
+    def stage(self, iteration: int, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[iteration][name] += time.perf_counter() - t0
+
+    def totals(self) -> dict[str, float]:
+        out: dict[str, float] = defaultdict(float)
+        for stages in self.seconds.values():
+            for name, sec in stages.items():
+                out[name] += sec
+        return {k: round(v, 3) for k, v in sorted(out.items())}
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "wall_seconds": round(time.perf_counter() - self.start, 3),
+            "totals": self.totals(),
+            "per_iteration": {
+                str(t): {k: round(v, 3) for k, v in st.items()} for t, st in sorted(self.seconds.items())
+            },
+        }

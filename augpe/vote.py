@@ -1,0 +1,84 @@
+"""The nearest-neighbour vote: the only place private data touches synthetic data.
+
+Each private record gives 1/sqrt(k) to each of its k nearest synthetic samples *of its own
+class*, so its vote vector has L2 norm exactly 1 (the sensitivity the noise is calibrated for).
+With user ids, every user's summed vote vector is rescaled to norm <= 1 instead (user-level DP).
+The clean histogram returned here never leaves memory: only its noisy version is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import faiss
+import numpy as np
+
+
+def _prepare(x: np.ndarray, distance: str) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if distance == "cosine":
+        x = x.copy()
+        faiss.normalize_L2(x)
+    return x
+
+
+def knn_search(
+    queries: np.ndarray, base: np.ndarray, k: int, distance: Literal["cosine", "l2"], chunk: int = 65536
+):
+    """Exact k-NN ids of each query row in `base`, streamed over query chunks (bounded memory)."""
+    if k > base.shape[0]:
+        raise ValueError(f"k={k} exceeds the {base.shape[0]} synthetic samples it votes among")
+    base = _prepare(base, distance)
+    index = faiss.IndexFlatIP(base.shape[1]) if distance == "cosine" else faiss.IndexFlatL2(base.shape[1])
+    index.add(base)
+    for start in range(0, queries.shape[0], chunk):
+        q = _prepare(queries[start : start + chunk], distance)
+        _, ids = index.search(q, k)
+        yield start, ids
+
+
+def vote_histogram(
+    private_emb: np.ndarray,
+    private_class: np.ndarray,
+    synthetic_emb: np.ndarray,
+    synthetic_class: np.ndarray,
+    k: int = 1,
+    distance: Literal["cosine", "l2"] = "cosine",
+    user_ids: np.ndarray | None = None,
+    chunk: int = 65536,
+) -> np.ndarray:
+    """Clean vote counts, one bin per synthetic sample (all classes concatenated)."""
+    hist = np.zeros(synthetic_emb.shape[0], dtype=np.float64)
+    w = 1.0 / np.sqrt(k)
+    rows: list[np.ndarray] = []  # (record index, bin) pairs, only kept for user-level votes
+    bins_all: list[np.ndarray] = []
+    for c in np.unique(private_class):
+        priv_idx = np.flatnonzero(private_class == c)
+        syn_idx = np.flatnonzero(synthetic_class == c)
+        if syn_idx.size == 0:
+            raise ValueError(f"class {int(c)} has private records but no synthetic samples")
+        for start, ids in knn_search(private_emb[priv_idx], synthetic_emb[syn_idx], k, distance, chunk):
+            bins = syn_idx[ids]  # (n, k) global bin ids, distinct within a row
+            if user_ids is None:
+                np.add.at(hist, bins.ravel(), w)
+            else:
+                rec = np.repeat(priv_idx[start : start + ids.shape[0]], k)
+                rows.append(rec)
+                bins_all.append(bins.ravel())
+    if user_ids is not None and rows:
+        hist += _user_level(np.concatenate(rows), np.concatenate(bins_all), user_ids, w, hist.size)
+    return hist
+
+
+def _user_level(
+    records: np.ndarray, bins: np.ndarray, user_ids: np.ndarray, w: float, n_bins: int
+) -> np.ndarray:
+    """Sum each user's votes, then scale every user's vector to L2 norm 1."""
+    users = np.asarray(user_ids)[records]
+    pairs, counts = np.unique(np.stack([users, bins]), axis=1, return_counts=True)
+    vals = counts * w
+    _, inv = np.unique(pairs[0], return_inverse=True)
+    norms = np.sqrt(np.bincount(inv, weights=vals**2))
+    out = np.zeros(n_bins, dtype=np.float64)
+    np.add.at(out, pairs[1], vals / norms[inv])
+    return out

@@ -1,0 +1,458 @@
+"""Prompt sets (augpe.prompts) and the text utilities of the VARIATION API (augpe.textops)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from augpe.errors import PromptError
+from augpe.prompts import (
+    PromptSet,
+    available_prompt_sets,
+    load_prompt_set,
+    prompts_dir,
+    render_fill_blanks,
+    render_random,
+    render_rephrase,
+    template_fields,
+)
+from augpe.textops import (
+    clean_generation,
+    count_words,
+    is_echo,
+    mask_probability,
+    mask_text,
+    max_tokens_for,
+    target_words,
+)
+
+SHIPPED = ["generic", "reviews", "yelp", "openreview", "pubmed"]
+LABEL = "LABEL-XYZ"
+TEXT = "The noodles were warm and the broth was rich with ginger and garlic."
+
+
+def _rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def _no_placeholder_left(msgs: list[dict[str, str]]) -> None:
+    for m in msgs:
+        assert set(m) == {"role", "content"}
+        assert m["content"].strip()
+        assert "{" not in m["content"] and "}" not in m["content"], m["content"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Shipped prompt sets
+# ---------------------------------------------------------------------------------------------
+
+
+def test_all_shipped_prompt_sets_are_found_in_prompts_dir() -> None:
+    assert (prompts_dir() / "generic.yaml").is_file()
+    assert set(SHIPPED) <= set(available_prompt_sets())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_set_loads_with_enough_variety(name: str) -> None:
+    ps = load_prompt_set(name)
+    assert isinstance(ps, PromptSet)
+    assert ps.name == name
+    assert "Reply with the text only." in ps.system
+    assert len(ps.rephrase.styles) >= 10
+    assert len(ps.random.templates) >= 2
+    assert ps.fill_blanks.examples
+    # Lists drawn per request are long enough to give a diverse initial population.
+    sizes = {k: len(v) for k, v in ps.random.replacements.items()}
+    combos = sum(
+        int(np.prod([sizes[f] for f in set(template_fields(t)) if f in sizes]))
+        for t in ps.random.templates
+    )
+    assert combos >= 20_000, (combos, sizes)
+    assert max(sizes.values()) >= 24, sizes
+    persona = [k for k in sizes if "persona" in k]
+    assert persona and sizes[persona[0]] >= 15
+    # Every replacement list is used by at least one template (no dead data).
+    used = {f for t in ps.random.templates for f in template_fields(t)}
+    assert set(sizes) <= used
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_set_renders_all_three_kinds(name: str) -> None:
+    ps = load_prompt_set(name)
+    for seed in range(20):  # enough seeds to hit every random template
+        msgs, drawn = render_random(ps, LABEL, 47, _rng(seed))
+        _no_placeholder_left(msgs)
+        assert [m["role"] for m in msgs] == ["system", "user"]
+        assert msgs[0]["content"] == ps.system
+        assert LABEL in msgs[-1]["content"] and "47" in msgs[-1]["content"]
+        for key, value in drawn.items():
+            assert value in ps.random.replacements[key]
+            assert value in msgs[-1]["content"]
+
+    msgs = render_rephrase(ps, LABEL, TEXT, 33, _rng(1))
+    _no_placeholder_left(msgs)
+    assert [m["role"] for m in msgs] == ["system", "user"]
+    user = msgs[-1]["content"]
+    assert LABEL in user and TEXT in user and "33" in user
+    assert any(style in user for style in ps.rephrase.styles)
+
+    masked = mask_text(TEXT, 0.5, _rng(2))
+    msgs = render_fill_blanks(ps, LABEL, masked, 29, _rng(3))
+    _no_placeholder_left(msgs)
+    n_ex = len(ps.fill_blanks.examples)
+    assert [m["role"] for m in msgs] == ["system"] + ["user", "assistant"] * n_ex + ["user"]
+    user = msgs[-1]["content"]
+    assert LABEL in user and masked in user and "29" in user
+    for i, ex in enumerate(ps.fill_blanks.examples):
+        ex_user, ex_answer = msgs[1 + 2 * i]["content"], msgs[2 + 2 * i]["content"]
+        assert ex.masked in ex_user
+        assert ex_answer == ex.answer
+        assert f"{count_words(ex.answer)} words" in ex_user
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_few_shot_examples_are_consistent_masks_of_their_answers(name: str) -> None:
+    for ex in load_prompt_set(name).fill_blanks.examples:
+        masked, answer = ex.masked.split(), ex.answer.split()
+        assert len(masked) == len(answer)
+        assert "_" in masked
+        assert all(m == "_" or m == a for m, a in zip(masked, answer))
+
+
+def test_same_rng_gives_same_prompts() -> None:
+    ps = load_prompt_set("reviews")
+    assert render_random(ps, LABEL, 50, _rng(5)) == render_random(ps, LABEL, 50, _rng(5))
+    assert render_rephrase(ps, LABEL, TEXT, 50, _rng(5)) == render_rephrase(
+        ps, LABEL, TEXT, 50, _rng(5)
+    )
+    assert render_fill_blanks(ps, LABEL, "a _ c", 50, _rng(5)) == render_fill_blanks(
+        ps, LABEL, "a _ c", 50, _rng(5)
+    )
+
+
+def test_different_draws_give_diverse_prompts() -> None:
+    ps = load_prompt_set("reviews")
+    rng = _rng(0)
+    randoms = {render_random(ps, LABEL, 50, rng)[0][-1]["content"] for _ in range(200)}
+    rephrases = {render_rephrase(ps, LABEL, TEXT, 50, rng)[-1]["content"] for _ in range(200)}
+    assert len(randoms) > 150
+    assert len(rephrases) == len(ps.rephrase.styles)  # every style gets drawn
+    seeds = {render_random(ps, LABEL, 50, _rng(s))[0][-1]["content"] for s in range(20)}
+    assert len(seeds) > 15
+
+
+def test_rendering_does_not_format_the_text_it_inserts() -> None:
+    ps = load_prompt_set("generic")
+    text = "A {label} and {words} and {} literally, plus }{ braces."
+    user = render_rephrase(ps, "news", text, 20, _rng(0))[-1]["content"]
+    assert text in user
+
+
+def test_load_by_path_equals_load_by_name() -> None:
+    by_name = load_prompt_set("yelp")
+    by_path = load_prompt_set(str(prompts_dir() / "yelp.yaml"))
+    assert by_name == by_path
+
+
+# ---------------------------------------------------------------------------------------------
+# Malformed prompt files
+# ---------------------------------------------------------------------------------------------
+
+
+def _valid_raw() -> dict:
+    return {
+        "name": "t",
+        "system": "Write. Reply with the text only.",
+        "random": {
+            "templates": ["Write a {label} text of {words} words about {topic}."],
+            "replacements": {"topic": ["cats", "dogs"]},
+        },
+        "rephrase": {
+            "template": "Rephrase this {label} text {style} in {words} words:\n{text}",
+            "styles": ["briefly"],
+        },
+        "fill_blanks": {
+            "template": "Fill the blanks of this {label} text in {words} words:\n{masked}",
+            "examples": [{"masked": "a _ c", "answer": "a b c"}],
+        },
+    }
+
+
+def _write(tmp_path: Path, raw: dict | str | bytes, name: str = "bad.yaml") -> Path:
+    p = tmp_path / name
+    if isinstance(raw, bytes):
+        p.write_bytes(raw)
+    elif isinstance(raw, str):
+        p.write_text(raw, encoding="utf-8")
+    else:
+        p.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return p
+
+
+def _expect_error(path: Path, *fragments: str) -> str:
+    with pytest.raises(PromptError) as info:
+        load_prompt_set(str(path))
+    msg = str(info.value)
+    assert str(path) in msg
+    for frag in fragments:
+        assert frag in msg, msg
+    return msg
+
+
+def test_valid_custom_file_loads(tmp_path: Path) -> None:
+    ps = load_prompt_set(str(_write(tmp_path, _valid_raw(), "ok.yaml")))
+    msgs, drawn = render_random(ps, "happy", 12, _rng(0))
+    assert drawn["topic"] in {"cats", "dogs"}
+    assert msgs[-1]["content"] == f"Write a happy text of 12 words about {drawn['topic']}."
+    fb = render_fill_blanks(ps, "happy", "x _ z", 3, _rng(0))
+    assert fb[1]["content"] == "Fill the blanks of this happy text in 3 words:\na _ c"
+
+
+def test_unknown_name_lists_available_sets() -> None:
+    with pytest.raises(PromptError) as info:
+        load_prompt_set("no_such_set")
+    msg = str(info.value)
+    assert "no_such_set.yaml" in msg and "generic" in msg and "reviews" in msg
+
+
+def test_missing_path_is_named(tmp_path: Path) -> None:
+    _expect_error(tmp_path / "nope.yaml", "not found")
+
+
+def test_yaml_syntax_error_is_reported(tmp_path: Path) -> None:
+    _expect_error(_write(tmp_path, "system: [unclosed\nrandom: {"), "YAML")
+
+
+def test_non_utf8_file_is_reported(tmp_path: Path) -> None:
+    data = yaml.safe_dump(_valid_raw()).encode("utf-8").replace(b"Write.", b"Caf\xe9.")
+    _expect_error(_write(tmp_path, data), "UTF-8")
+
+
+def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
+    _expect_error(_write(tmp_path, "- a\n- b\n"), "mapping")
+
+
+@pytest.mark.parametrize(
+    "section, key",
+    [
+        (None, "system"),
+        (None, "random"),
+        (None, "rephrase"),
+        (None, "fill_blanks"),
+        ("random", "templates"),
+        ("rephrase", "template"),
+        ("rephrase", "styles"),
+        ("fill_blanks", "template"),
+    ],
+)
+def test_missing_required_key_is_named(tmp_path: Path, section: str | None, key: str) -> None:
+    raw = _valid_raw()
+    del (raw[section] if section else raw)[key]
+    _expect_error(_write(tmp_path, raw), "missing required key", key)
+
+
+@pytest.mark.parametrize(
+    "mutate, fragment",
+    [
+        (lambda r: r["random"].__setitem__("templates", []), "random.templates"),
+        (lambda r: r["rephrase"].__setitem__("styles", []), "rephrase.styles"),
+        (
+            lambda r: r["random"]["replacements"].__setitem__("topic", []),
+            "random.replacements.topic",
+        ),
+        (lambda r: r.__setitem__("system", "  "), "system"),
+    ],
+)
+def test_empty_lists_and_strings_are_rejected(tmp_path: Path, mutate, fragment: str) -> None:
+    raw = _valid_raw()
+    mutate(raw)
+    _expect_error(_write(tmp_path, raw), fragment)
+
+
+@pytest.mark.parametrize(
+    "where, template, fragment",
+    [
+        ("random", "Write about {colour}.", "{colour}"),
+        ("random", "Write about {}.", "{}"),
+        ("random", "Write a {label} text: {text}", "{text}"),  # {text} is for rephrase only
+        ("random", "Write a {label text", "malformed"),
+        ("random", "Write a label} text", "malformed"),
+        ("random", "Write {words:d} words", "format spec"),
+        ("rephrase", "Rephrase {text} as {persona}", "{persona}"),
+        ("rephrase", "Rephrase it {style}", "{text}"),  # required placeholder
+        ("fill_blanks", "Fill this in: {text}", "{text}"),
+    ],
+)
+def test_bad_template_is_rejected_at_load(
+    tmp_path: Path, where: str, template: str, fragment: str
+) -> None:
+    raw = _valid_raw()
+    if where == "random":
+        raw["random"]["templates"] = ["A {label} one.", template]
+    else:
+        raw[where]["template"] = template
+    _expect_error(_write(tmp_path, raw), fragment)
+
+
+def test_literal_braces_are_allowed(tmp_path: Path) -> None:
+    raw = _valid_raw()
+    raw["random"]["templates"] = ["Write JSON-free text {{not a field}} about {topic}."]
+    ps = load_prompt_set(str(_write(tmp_path, raw)))
+    user = render_random(ps, "x", 5, _rng(0))[0][-1]["content"]
+    assert "{not a field}" in user
+
+
+def test_reserved_replacement_key_is_rejected(tmp_path: Path) -> None:
+    raw = _valid_raw()
+    raw["random"]["replacements"]["text"] = ["leak"]
+    _expect_error(_write(tmp_path, raw), "reserved")
+
+
+def test_unknown_keys_are_rejected(tmp_path: Path) -> None:
+    raw = _valid_raw()
+    raw["rephrase"]["stlyes"] = ["typo"]
+    _expect_error(_write(tmp_path, raw), "stlyes")
+
+
+def test_bad_few_shot_example_is_rejected(tmp_path: Path) -> None:
+    raw = _valid_raw()
+    raw["fill_blanks"]["examples"] = [{"masked": "a _ c"}]
+    _expect_error(_write(tmp_path, raw), "fill_blanks.examples[0].answer")
+
+
+# ---------------------------------------------------------------------------------------------
+# textops
+# ---------------------------------------------------------------------------------------------
+
+
+def test_count_words() -> None:
+    assert count_words("  one two\nthree\tfour ") == 4
+    assert count_words("") == 0
+
+
+def test_mask_rate_matches_p_over_many_tokens() -> None:
+    text = " ".join(f"w{i}" for i in range(20000))
+    masked = mask_text(text, 0.5, _rng(0)).split()
+    assert len(masked) == 20000
+    frac = sum(t == "_" for t in masked) / len(masked)
+    assert abs(frac - 0.5) < 0.02  # ~6 standard deviations
+    frac2 = sum(t == "_" for t in mask_text(text, 0.2, _rng(1)).split()) / 20000
+    assert abs(frac2 - 0.2) < 0.02
+
+
+def test_mask_edge_cases_and_structure() -> None:
+    text = "First line here.\nSecond   line,  with spaces\tand tabs."
+    assert mask_text(text, 0.0, _rng(0)) == text
+    all_blank = mask_text(text, 1.0, _rng(0))
+    assert all_blank.split() == ["_"] * count_words(text)
+    assert "_ _" in all_blank  # consecutive blanks stay separate
+    assert re.sub(r"\S+", "", all_blank) == re.sub(r"\S+", "", text)  # whitespace kept
+    half = mask_text(text, 0.5, _rng(3))
+    assert count_words(half) == count_words(text)
+    assert all(m in ("_", t) for m, t in zip(half.split(), text.split()))
+    assert mask_text(text, 0.5, _rng(3)) == half
+    assert mask_text("", 0.5, _rng(0)) == ""
+    with pytest.raises(ValueError):
+        mask_text(text, 1.5, _rng(0))
+
+
+def test_mask_schedule_repeats_last_value() -> None:
+    sched = [0.6, 0.55, 0.5]
+    assert [mask_probability(sched, t) for t in range(6)] == [0.6, 0.55, 0.5, 0.5, 0.5, 0.5]
+    assert mask_probability([0.3], 100) == 0.3
+    with pytest.raises(ValueError):
+        mask_probability([], 0)
+    with pytest.raises(ValueError):
+        mask_probability(sched, -1)
+
+
+def test_target_words_is_floored() -> None:
+    rng = _rng(0)
+    assert all(target_words(5, 5.0, 25, rng) == 25 for _ in range(200))
+    assert target_words(80, 0.0, 25, rng) == 80
+
+
+def test_target_words_distribution() -> None:
+    rng = _rng(1)
+    draws = np.array([target_words(100, 5.0, 25, rng) for _ in range(5000)])
+    assert abs(draws.mean() - 100) < 0.3
+    assert 4.6 < draws.std() < 5.4
+    assert draws.dtype.kind == "i"
+    a = [target_words(100, 5.0, 25, _rng(9)) for _ in range(3)]
+    assert len(set(a)) == 1  # same seed, same draw
+
+
+def test_max_tokens_for_caps_and_floors() -> None:
+    assert max_tokens_for(50, 1.6, 160) == 80
+    assert max_tokens_for(11, 1.5, 100) == 17  # ceil(16.5)
+    assert max_tokens_for(500, 1.6, 160) == 160
+    assert max_tokens_for(1, 1.6, 160) == 8
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        (
+            'Sure! Here is a rephrased version of the review:\n"The pasta was cold and bland."',
+            "The pasta was cold and bland.",
+        ),
+        (
+            "Here's a rephrased version:\nThe staff were friendly and quick.",
+            "The staff were friendly and quick.",
+        ),
+        (
+            "Rephrased text: The staff were friendly and quick.",
+            "The staff were friendly and quick.",
+        ),
+        ("Answer: The soup was salty but warm.", "The soup was salty but warm."),
+        ("Review: Great value for the price.", "Great value for the price."),
+        ("The room was clean and quiet. (50 words)", "The room was clean and quiet."),
+        ("The room was clean and quiet.\n(Word count: 6)", "The room was clean and quiet."),
+        ("The room was clean and quiet. (approximately 48 words)", "The room was clean and quiet."),
+        ('  "The room was clean and quiet."  ', "The room was clean and quiet."),
+        ("“Loved the ramen, will come back.”", "Loved the ramen, will come back."),
+        ("The **best** tacos   in   town, honestly.", "The best tacos in town, honestly."),
+        ("Line one is here.\n\n\nLine two is here.", "Line one is here.\nLine two is here."),
+        ("Certainly! The hotel was spotless.\n\nI hope this helps!", "The hotel was spotless."),
+        ("Results: mortality fell by 20% (n = 120).", "Results: mortality fell by 20% (n = 120)."),
+        (
+            "The food was great: tasty noodles and fast service.",
+            "The food was great: tasty noodles and fast service.",
+        ),
+    ],
+)
+def test_clean_generation_strips_wrapping(raw: str, expected: str) -> None:
+    assert clean_generation(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "   ",
+        '""',
+        "Good food.",
+        "_ _ _ _ _",
+        "Answer: _ _ _ _",
+        "I'm sorry, but I cannot help with that request.",
+        "As an AI language model, I cannot write reviews.",
+        "I cannot fulfill this request because it is unclear.",
+        "Sure! Here is the rephrased text:",
+    ],
+)
+def test_clean_generation_rejects_empty_or_refusals(raw: str) -> None:
+    assert clean_generation(raw) is None
+
+
+def test_is_echo() -> None:
+    src = "The pasta was cold."
+    assert is_echo("the  pasta was\nCOLD.", src)
+    assert is_echo(" The pasta was cold. ", src)
+    assert not is_echo("The pasta was warm.", src)
+    masked = "The _ was _"
+    assert is_echo("the _ was _", masked)
+    assert not is_echo("The soup was hot.", masked)
