@@ -45,8 +45,9 @@ def _print_summary(result: Any) -> None:
     g = s["generation"]
     print(f"\nDP synthetic corpus: {result.corpus_path}  ({s['samples']} samples)")
     print(f"  per class: {s['samples_per_class']}")
-    print(f"  privacy: eps = {s['epsilon']:.4f} at delta = {s['delta']:.3g} "
-          f"(sigma {s['sigma_votes']:.4f} x {s['iterations']} votes"
+    sig = s["sigma_votes"]
+    sig_txt = f"sigma {sig[0]:.4f} x {len(sig)} votes" if len(set(sig)) == 1 else f"sigma_t {sig}"
+    print(f"  privacy: eps = {s['epsilon']:.4f} at delta = {s['delta']:.3g} ({sig_txt}"
           + (f", class counts sigma {s['sigma_class_counts']:.4f})" if s["sigma_class_counts"] else ")"))
     print(f"  generation: {g['completion_tokens']} tokens in {g['seconds']:.1f} s "
           f"({g['tokens_per_second']:.1f} tok/s), {g['kept']} kept, {g['dropped']} dropped, "
@@ -117,6 +118,61 @@ def cmd_budget(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_release(args: argparse.Namespace) -> int:
+    from augpe.release import release
+
+    files = release(args.run_dir, args.out, include_state=args.state, private_data=args.data,
+                    allow_non_private=args.allow_non_private)
+    print(f"released {len(files)} files to {args.out} (verified: no private record, no clean class "
+          "count, nothing from the PRIVATE folder):")
+    for f in files:
+        print(f"  {f}")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from augpe.audit import audit
+
+    cfg = load_config(args.config, args.set)
+    k: list[int] | None = [int(x) for x in args.k.split(",")] if args.k else None
+    report = audit(cfg, args.canaries, seed=args.seed, k=k, beta=args.beta, workdir=args.workdir,
+                   keep=args.keep, show_progress=not args.quiet)
+    print(report.summary())
+    if args.report:
+        Path(args.report).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+        print(f"report: {args.report}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from augpe.evaluate import EvalOptions, FinetuneSettings, LMSettings, default_out_dir, evaluate, headline
+
+    compare: dict[str, str] = {}
+    for item in args.compare:
+        name, sep, path = item.rpartition("=")
+        if not sep or not name or not path:
+            raise AugpeError(f"--compare {item!r}: write NAME=PATH, e.g. --compare eps=inf=runs/inf")
+        compare[name] = path
+    tiers = {"fast": ("fast",), "paper": ("paper",), "both": ("fast", "paper")}[args.tier]
+    opts = EvalOptions(
+        tiers=tiers,
+        finetune=FinetuneSettings(model=args.encoder, epochs=args.epochs, seeds=tuple(range(args.seeds)),
+                                  batch_size=args.batch_size, max_length=args.max_length, device=args.device),
+        nextword=LMSettings(model=args.lm, epochs=args.epochs, max_length=args.max_length,
+                            device=args.device) if args.nextword else None,
+        fidelity=not args.no_fidelity, per_iteration=not args.no_iterations, plots=not args.no_plots,
+        max_real_train=args.max_real_train, embedding_model=args.embedding_model,
+    )
+    out = Path(args.out) if args.out else default_out_dir(args.corpus)
+    result = evaluate(args.corpus, args.real_test, real_train=args.real_train, real_val=args.real_val,
+                      text_column=args.text_column, label_columns=args.label_columns, compare=compare,
+                      options=opts, out_dir=out, show_progress=not args.quiet)
+    print(f"\nevaluation: {out / 'eval.json'}, report: {out / 'report.md'}")
+    for tier in tiers:
+        print(headline(result, tier))
+    return 0
+
+
 # ---- parser ----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -175,6 +231,81 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--check", action="store_true", help="cross-check with dp-accounting's PLD accountant")
     b.add_argument("--json", action="store_true", help="also print the ledger as JSON")
     b.set_defaults(func=cmd_budget)
+
+    rl = sub.add_parser(
+        "release",
+        help="copy the DP-safe artefacts of a run to a new folder, verified against the private data",
+        description="Copies synthetic.jsonl, ledger.json, config.yaml, summary.json, iterations.jsonl, "
+        "timings.json (and with --state the noisy histograms and populations) from RUN_DIR to OUT, "
+        "nothing else, then verifies that no file contains a private record (every record of >= 5 "
+        "words), the clean class counts, or anything from the PRIVATE folder. Any finding aborts "
+        "the release and leaves OUT untouched.",
+    )
+    rl.add_argument("run_dir")
+    rl.add_argument("out", help="release folder (must not exist, or be empty)")
+    rl.add_argument("--state", action="store_true", help="also release state/ (noisy histograms, populations)")
+    rl.add_argument("--data", metavar="PATH", help="private data to verify against (default: data.path of the run)")
+    rl.add_argument("--allow-non-private", action="store_true",
+                    help="release a run made with epsilon = inf (no noise; NOT private)")
+    rl.set_defaults(func=cmd_release)
+
+    au = sub.add_parser(
+        "audit",
+        help="measure privacy empirically: canaries, one run, an epsilon lower bound",
+        description="Inserts canaries (a real prefix + a random secret) into the private data of "
+        "CONFIG.yaml, each with probability 1/2, runs Aug-PE once, scores every canary against the "
+        "synthetic corpus (nearest-neighbour cosine; n-gram likelihood of the secret) and reports "
+        "AUROC, TPR at 1%/5% FPR and the one-run epsilon lower bound of Steinke, Nasr & Jagielski "
+        "(2023) next to the claimed epsilon.",
+    )
+    au.add_argument("config", help="YAML config file (the run to audit)")
+    au.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    au.add_argument("-m", "--canaries", type=int, default=100, help="number of canaries (default 100)")
+    au.add_argument("--seed", type=int, default=0, help="seed of the canaries and coin flips")
+    au.add_argument("--k", help="guesses per side, fixed in advance (default m/4); a comma list is "
+                    "searched with a Bonferroni correction")
+    au.add_argument("--beta", type=float, default=0.05, help="1 - confidence of the bound (default 0.05)")
+    au.add_argument("--workdir", help="folder for the audit data and run (default: a temp folder)")
+    au.add_argument("--keep", action="store_true", help="keep the workdir (holds PRIVATE data)")
+    au.add_argument("--report", metavar="JSON", help="also write the report as JSON")
+    au.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    au.set_defaults(func=cmd_audit)
+    ev = sub.add_parser(
+        "eval",
+        help="is the synthetic text useful and faithful? downstream accuracy, FID, MAUVE, baselines",
+        description="Train on the synthetic corpus, test on real text (per label column), next to the "
+        "eps=0 baseline (the run's random-API samples) and, with --real-train, the real-data bound; "
+        "fidelity on sentence embeddings (FID, MAUVE, k-NN precision/recall, lengths); per-iteration "
+        "metrics. CORPUS is a run folder or any corpus file (synthetic.jsonl, CSV, JSONL, Parquet). "
+        "Writes eval.json and report.md (with plots) to --out (default CORPUS.eval, beside the run).",
+    )
+    ev.add_argument("corpus", help="run folder, or a corpus file")
+    ev.add_argument("--real-test", required=True, help="real test split (CSV / JSONL / Parquet / HF)")
+    ev.add_argument("--real-train", help="real training text: adds the real-data upper bound")
+    ev.add_argument("--real-val", help="real validation split for the papers' tier (default: 10%% of "
+                    "each training corpus)")
+    ev.add_argument("--text-column", help="text column of the real files (default: the run's data.text_column)")
+    ev.add_argument("--label-columns", nargs="+", help="label columns (default: the run's data.label_columns)")
+    ev.add_argument("--compare", action="append", default=[], metavar="NAME=PATH",
+                    help="another corpus in the same table, e.g. --compare eps=inf=runs/inf (repeatable)")
+    ev.add_argument("--tier", choices=["fast", "paper", "both"], default="fast",
+                    help="fast: embeddings + logistic regression; paper: fine-tune --encoder (GPU if present)")
+    ev.add_argument("--encoder", default="roberta-base", help="papers' tier model: HF name/path, or 'tiny'")
+    ev.add_argument("--epochs", type=int, default=3, help="papers' tier and next-word epochs")
+    ev.add_argument("--seeds", type=int, default=3, help="papers' tier seeds (mean +- std)")
+    ev.add_argument("--batch-size", type=int, default=32)
+    ev.add_argument("--max-length", type=int, default=128, help="tokens per text (papers: 512)")
+    ev.add_argument("--device", help="cpu / cuda (default: cuda when available)")
+    ev.add_argument("--nextword", action="store_true", help="also next-word prediction (PubMed protocol)")
+    ev.add_argument("--lm", default="tiny", help="next-word LM: 'tiny' (offline) or a HF name/path")
+    ev.add_argument("--max-real-train", type=int, help="subsample the real training text (speed)")
+    ev.add_argument("--embedding-model", help="sentence-transformers model (default: the run's)")
+    ev.add_argument("--no-fidelity", action="store_true", help="skip FID / MAUVE / precision / recall")
+    ev.add_argument("--no-iterations", action="store_true", help="skip per-iteration metrics")
+    ev.add_argument("--no-plots", action="store_true")
+    ev.add_argument("-o", "--out", help="output folder (default: CORPUS.eval)")
+    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    ev.set_defaults(func=cmd_eval)
     return p
 
 

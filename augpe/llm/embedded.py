@@ -63,6 +63,7 @@ class EmbeddedLLM:
         p.cpuparams.n_threads = n_threads
         p.cpuparams_batch.n_threads = n_threads
         p.verbosity = -1  # llama.cpp logs would drown the progress bars
+        p.cache_prompt = False  # reused KV prefixes change the numerics: seeded runs must repeat
         self._server: Any = xllamacpp.Server(p)
         self.name = f"embedded:{path.stem}"
         self.n_parallel = n_parallel

@@ -18,6 +18,7 @@ from augpe.privacy.accounting import (
     gdp_epsilon,
     gdp_mu,
     pld_epsilon,
+    schedule_sigmas,
     split_budget,
 )
 from augpe.privacy.ledger import RELEASE_KINDS, GaussianRelease, Ledger
@@ -36,5 +37,6 @@ __all__ = [
     "gdp_epsilon",
     "gdp_mu",
     "pld_epsilon",
+    "schedule_sigmas",
     "split_budget",
 ]

@@ -220,3 +220,33 @@ def pld_epsilon(sigmas: Sequence[float], delta: float) -> float:
     )
     accountant.compose(dp_accounting.ComposedDpEvent(events))
     return float(accountant.get_epsilon(delta))
+
+
+def schedule_sigmas(
+    epsilon: float,
+    delta: float,
+    weights: Sequence[float],
+    count_share: float | None = None,
+) -> tuple[list[float], float | None]:
+    """Per-iteration sigmas for a budget schedule: vote t gets weights[t]/sum(weights) of mu^2.
+
+    With weights all equal this is `split_budget`. Spending more in later rounds (growing weights)
+    means less noise when the population is already close to the private data. Each sigma_t is
+    rounded up on its own, so mu = sqrt(sum 1/sigma_t^2 [+ 1/sigma_counts^2]) never exceeds the
+    target and the composed eps is checked before returning.
+    """
+    if len(weights) == 0 or any(not (w > 0 and math.isfinite(w)) for w in weights):
+        raise ConfigError("privacy.schedule: weights must be positive finite numbers, one per iteration")
+    if count_share is not None and not (0.0 < count_share < 1.0):
+        raise ConfigError(
+            f"privacy.class_count_share must be strictly between 0 and 1, got {count_share}"
+        )
+    vote_share = 1.0 - (count_share or 0.0)
+    total = float(sum(weights))
+    sigmas = [calibrate_sigma(epsilon, delta, 1, share=vote_share * w / total) for w in weights]
+    sigma_counts = calibrate_sigma(epsilon, delta, 1, share=count_share) if count_share else None
+    if epsilon != math.inf:
+        spent = epsilon_for_sigmas(sigmas + ([sigma_counts] if sigma_counts else []), delta)
+        if spent > epsilon:
+            raise RuntimeError(f"schedule spends eps={spent} > target {epsilon}")
+    return sigmas, sigma_counts
