@@ -102,6 +102,12 @@ class GenerationConfig(_Section):
     length: LengthConfig = Field(default_factory=LengthConfig)
     # embedded backend
     n_parallel: int = Field(16, ge=1, description="decoding slots (continuous batching)")
+    deterministic: bool = Field(
+        True,
+        description="embedded: decode one request at a time so the same config and seed give the "
+        "same corpus (batched llama.cpp numerics depend on batch shape); false = n_parallel slots, "
+        "about 2x the throughput, samples may differ between runs",
+    )
     n_ctx_per_slot: int = Field(768, ge=128)
     threads: int | None = Field(None, ge=1, description="CPU threads; None = all cores")
     # remote / GPU backends

@@ -35,7 +35,7 @@ def private_csv(tmp_path_factory) -> tuple[Path, list[str]]:
 
 @pytest.fixture(scope="module")
 def llm():
-    m = EmbeddedLLM(n_parallel=8, n_ctx_per_slot=512, show_progress=False)
+    m = EmbeddedLLM(n_ctx_per_slot=512, show_progress=False, deterministic=True)
     yield m
     m.close()
 

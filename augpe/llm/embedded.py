@@ -2,7 +2,8 @@
 
 xllamacpp's in-process server does continuous batching across threads: we keep `n_parallel`
 requests in flight from a thread pool, which is where its batched throughput comes from.
-A per-request seed makes each sample reproducible regardless of batch order.
+A per-request seed fixes each sample's sampling; exact repeatability across runs additionally needs
+`deterministic=True` (one request at a time), because batched numerics depend on batch shape.
 """
 
 from __future__ import annotations
@@ -47,7 +48,13 @@ class EmbeddedLLM:
         n_ctx_per_slot: int = 768,
         threads: int | None = None,
         show_progress: bool = True,
+        deterministic: bool = False,
     ) -> None:
+        if deterministic:
+            # Batched decoding mixes requests in one llama.cpp batch, and its kernels' rounding
+            # depends on the batch shape: a seeded sample can change with timing. One slot, one
+            # request at a time, is exactly repeatable.
+            n_parallel = 1
         try:
             import xllamacpp
         except ImportError as err:  # pragma: no cover - base dependency
