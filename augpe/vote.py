@@ -56,13 +56,16 @@ def vote_histogram(
         priv_idx = np.flatnonzero(private_class == c)
         syn_idx = np.flatnonzero(synthetic_class == c)
         if syn_idx.size == 0:
-            raise ValueError(f"class {int(c)} has private records but no synthetic samples")
-        for start, ids in knn_search(private_emb[priv_idx], synthetic_emb[syn_idx], k, distance, chunk):
+            continue  # every generation of this class failed: its records cast no vote this round
+        # Fewer than k candidates (generations dropped): vote for all of them, still 1/sqrt(k)
+        # each, so the record's vector has norm sqrt(n/k) < 1 and the sensitivity bound holds.
+        k_c = min(k, syn_idx.size)
+        for start, ids in knn_search(private_emb[priv_idx], synthetic_emb[syn_idx], k_c, distance, chunk):
             bins = syn_idx[ids]  # (n, k) global bin ids, distinct within a row
             if user_ids is None:
                 np.add.at(hist, bins.ravel(), w)
             else:
-                rec = np.repeat(priv_idx[start : start + ids.shape[0]], k)
+                rec = np.repeat(priv_idx[start : start + ids.shape[0]], k_c)
                 rows.append(rec)
                 bins_all.append(bins.ravel())
     if user_ids is not None and rows:

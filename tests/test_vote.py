@@ -56,11 +56,27 @@ def test_chunked_search_equals_one_shot():
     np.testing.assert_allclose(a, b)
 
 
-def test_k_larger_than_class_population_is_an_error():
+def test_class_with_fewer_candidates_than_k_still_has_sensitivity_at_most_1():
     rng = np.random.default_rng(4)
-    priv, pc, syn, sc = _data(rng, n_syn=6, classes=3)  # 2 synthetic samples per class
+    priv, pc, syn, sc = _data(rng, n_syn=6, classes=3)  # 2 synthetic samples per class, k=3
+    full = vote_histogram(priv, pc, syn, sc, k=3)
+    without = vote_histogram(priv[1:], pc[1:], syn, sc, k=3)
+    assert np.linalg.norm(full - without) <= 1.0
+
+
+def test_class_with_no_synthetic_samples_casts_no_votes():
+    rng = np.random.default_rng(6)
+    priv, pc, syn, sc = _data(rng, n_syn=6, classes=3)
+    keep = sc != 2
+    hist = vote_histogram(priv, pc, syn[keep], sc[keep], k=1)
+    assert hist.sum() == pytest.approx(np.sum(pc != 2))
+
+
+def test_knn_search_refuses_k_above_the_population():
+    from augpe.vote import knn_search
+
     with pytest.raises(ValueError, match="k=3 exceeds"):
-        vote_histogram(priv, pc, syn, sc, k=3)
+        list(knn_search(np.zeros((2, 4), np.float32), np.ones((2, 4), np.float32), 3, "l2"))
 
 
 def test_user_level_votes_have_norm_one_per_user():
