@@ -296,9 +296,12 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     # Relative data paths are relative to the config file, so configs travel with their data.
     data = raw.get("data")
     if isinstance(data, dict) and isinstance(data.get("path"), str):
-        cand = p.parent / data["path"]
-        if not Path(data["path"]).is_absolute() and cand.exists():
-            data["path"] = str(cand)
+        given = Path(data["path"])
+        cand = p.parent / given
+        if not given.is_absolute() and cand.exists():
+            data["path"] = str(cand.resolve())
+        elif given.exists():  # absolute, so `augpe release` / `--resume` work from any folder
+            data["path"] = str(given.resolve())
     return parse_config(raw, str(p))
 
 

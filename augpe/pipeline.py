@@ -41,7 +41,7 @@ from augpe.privacy import GaussianRelease, Ledger, add_gaussian_noise, default_d
 from augpe.prompts import load_prompt_set
 from augpe.select import allocate
 from augpe.timing import Timer
-from augpe.vote import vote_histogram
+from augpe.vote import class_histogram, vote_histogram
 
 log = logging.getLogger("augpe")
 
@@ -202,7 +202,7 @@ def class_sizes(cfg: Config, data: PrivateData, store: RunStore, sigma_counts: f
     if path.is_file():
         noisy = np.asarray(json.loads(path.read_text())["noisy"], dtype=np.float64)
     else:
-        clean = np.bincount(data.class_ids, minlength=data.num_classes).astype(np.float64)
+        clean = class_histogram(data.class_ids, data.num_classes, data.user_ids)
         noisy = add_gaussian_noise(clean, sigma_counts or 0.0, rng)
         write_json(path, {"classes": data.class_names, "sigma": sigma_counts, "noisy": noisy.tolist()})
     store.record(GaussianRelease("class_counts", sigma_counts or 0.0, kind="class_counts"))
