@@ -9,7 +9,7 @@ or `augpe run config.yaml`. Privacy code lives in `augpe.privacy`; the loop in `
 from augpe.config import Config, load_config, parse_config
 
 __version__ = "0.1.0"
-__all__ = ["Config", "load_config", "parse_config", "run", "__version__"]
+__all__ = ["Config", "__version__", "load_config", "parse_config", "run"]
 
 
 def run(config: Config, **kwargs):  # type: ignore[no-untyped-def]

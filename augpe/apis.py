@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class GenerationStats:
         self.dropped += other.dropped
         self.failures.update(other.failures)
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "requested": self.requested,
             "kept": self.kept,
@@ -83,7 +84,12 @@ class TextAPIs:
     """RANDOM_API and VARIATION_API of the paper, for one run."""
 
     def __init__(
-        self, llm: LLM, prompts: PromptSet, cfg: GenerationConfig, class_descriptions: list[str], seed: int
+        self,
+        llm: LLM,
+        prompts: PromptSet,
+        cfg: GenerationConfig,
+        class_descriptions: list[str],
+        seed: int,
     ) -> None:
         self.llm = llm
         self.prompts = prompts
@@ -95,7 +101,9 @@ class TextAPIs:
     def _request(self, messages: list[Message], words: int, seed: int) -> GenerationRequest:
         return GenerationRequest(
             messages=messages,
-            max_tokens=max_tokens_for(words, self.cfg.length.token_per_word, self.cfg.length.max_tokens),
+            max_tokens=max_tokens_for(
+                words, self.cfg.length.token_per_word, self.cfg.length.max_tokens
+            ),
             temperature=self.cfg.temperature,
             top_p=self.cfg.top_p,
             seed=seed,
@@ -117,7 +125,9 @@ class TextAPIs:
         return self._run([job(i, c) for i, c in enumerate(class_ids)], iteration, "random API")
 
     # ---- VARIATION API ----------------------------------------------------------------------
-    def vary(self, parents: Sequence[Sample], n_each: int, iteration: int, stream: int = 0) -> list[Sample]:
+    def vary(
+        self, parents: Sequence[Sample], n_each: int, iteration: int, stream: int = 0
+    ) -> list[Sample]:
         """`n_each` variations of every parent (rephrase or fill-in-the-blanks, per config)."""
         jobs: list[_Job] = []
         for i, parent in enumerate(parents):
@@ -166,7 +176,9 @@ class TextAPIs:
             if attempt:
                 stats.retried += len(pending)
             built = [j.build(attempt) for j in pending]
-            gens = self.llm.generate([b[0] for b in built], desc=desc if not attempt else f"{desc} retry {attempt}")
+            gens = self.llm.generate(
+                [b[0] for b in built], desc=desc if not attempt else f"{desc} retry {attempt}"
+            )
             still: list[_Job] = []
             for job, (_, echo_ref), gen in zip(pending, built, gens):
                 if gen.text is None:
@@ -177,7 +189,9 @@ class TextAPIs:
                 if text is None:
                     stats.failures["empty_or_malformed"] += 1
                     still.append(job)
-                elif is_echo(text, echo_ref or "") or (job.parent is not None and is_echo(text, job.parent.text)):
+                elif is_echo(text, echo_ref or "") or (
+                    job.parent is not None and is_echo(text, job.parent.text)
+                ):
                     stats.failures["echo"] += 1
                     still.append(job)
                 else:

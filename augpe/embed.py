@@ -56,7 +56,9 @@ class SentenceTransformerEmbedder:
         try:
             self._model: Any = SentenceTransformer(path, device=device)
         except Exception as err:
-            raise BackendError(f"embedding.model: cannot load sentence-transformers model '{model}': {err}") from err
+            raise BackendError(
+                f"embedding.model: cannot load sentence-transformers model '{model}': {err}"
+            ) from err
         if max_seq_length:
             self._model.max_seq_length = max_seq_length
         base = "all-MiniLM-L6-v2" if model == "default" else model
@@ -81,7 +83,9 @@ class SentenceTransformerEmbedder:
         return int(self._model.get_sentence_embedding_dimension())
 
 
-def embed_private(embedder: Embedder, texts: Sequence[str], fingerprint: str, cache_dir: Path | None) -> np.ndarray:
+def embed_private(
+    embedder: Embedder, texts: Sequence[str], fingerprint: str, cache_dir: Path | None
+) -> np.ndarray:
     """Embed the private texts once; reuse the PRIVATE cache when its key matches."""
     if cache_dir is None:
         return embedder.encode(texts, desc="embed private")

@@ -29,7 +29,11 @@ class BackendError(AugpeError):
     """An LLM / embedding backend cannot be used (missing package, bad key, unknown model)."""
 
 
-def missing_dependency(package: str, extra: str | None = None, pip_name: str | None = None) -> BackendError:
+def missing_dependency(
+    package: str, extra: str | None = None, pip_name: str | None = None
+) -> BackendError:
     """An error telling the user exactly what to install."""
     hint = f"pip install 'augpe[{extra}]'" if extra else f"pip install {pip_name or package}"
-    return BackendError(f"the optional dependency '{package}' is not installed; install it with: {hint}")
+    return BackendError(
+        f"the optional dependency '{package}' is not installed; install it with: {hint}"
+    )

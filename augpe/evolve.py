@@ -27,7 +27,9 @@ class RunState(Protocol):
 
     def population(self, t: int, make: Callable[[], Candidates]) -> Candidates: ...
 
-    def noisy_votes(self, t: int, population: list[Sample], votes: Callable[[], np.ndarray]) -> np.ndarray: ...
+    def noisy_votes(
+        self, t: int, population: list[Sample], votes: Callable[[], np.ndarray]
+    ) -> np.ndarray: ...
 
     def log_iteration(self, t: int, record: dict[str, object]) -> None: ...
 
@@ -102,14 +104,20 @@ def embed_candidates(embed: Embedder, gen: Candidates, include_self: bool) -> np
     kid_emb = embed.encode(flat, desc="embed lookahead")
     out, pos = np.empty_like(own), 0
     for i, kids in enumerate(gen.lookahead):
-        rows = [kid_emb[pos : pos + len(kids)]] + ([own[i : i + 1]] if include_self or not kids else [])
+        rows = [kid_emb[pos : pos + len(kids)]] + (
+            [own[i : i + 1]] if include_self or not kids else []
+        )
         out[i] = np.concatenate(rows).mean(axis=0)
         pos += len(kids)
     return out
 
 
 def select_per_class(
-    samples: list[Sample], noisy: np.ndarray, sizes: np.ndarray, cfg: PEConfig, rng: np.random.Generator
+    samples: list[Sample],
+    noisy: np.ndarray,
+    sizes: np.ndarray,
+    cfg: PEConfig,
+    rng: np.random.Generator,
 ) -> list[int]:
     """Indices (into samples) of the next parents: sizes[c] per class, from noisy counts only."""
     classes = class_array(samples)

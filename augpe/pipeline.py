@@ -37,7 +37,13 @@ from augpe.evolve import Candidates, evolve
 from augpe.llm import make_llm
 from augpe.llm.base import LLM
 from augpe.population import Sample, corpus_record
-from augpe.privacy import GaussianRelease, Ledger, add_gaussian_noise, default_delta, schedule_sigmas
+from augpe.privacy import (
+    GaussianRelease,
+    Ledger,
+    add_gaussian_noise,
+    default_delta,
+    schedule_sigmas,
+)
 from augpe.prompts import load_prompt_set
 from augpe.select import allocate
 from augpe.timing import Timer
@@ -78,7 +84,11 @@ class RunStore:
     """DP-safe intermediate results, stored as they are produced so that a resume reuses them."""
 
     def __init__(
-        self, root: Path, ledger: Ledger, sigmas: list[float], noise_rng: Callable[[int], np.random.Generator]
+        self,
+        root: Path,
+        ledger: Ledger,
+        sigmas: list[float],
+        noise_rng: Callable[[int], np.random.Generator],
     ) -> None:
         self.root = root
         self.state = root / "state"
@@ -97,20 +107,27 @@ class RunStore:
                 [[Sample.from_dict(d) for d in kids] for kids in raw["lookahead"]],
             )
         gen = make()
-        write_json(path, {
-            "samples": [s.to_dict() for s in gen.samples],
-            "lookahead": [[k.to_dict() for k in kids] for kids in gen.lookahead],
-        })
+        write_json(
+            path,
+            {
+                "samples": [s.to_dict() for s in gen.samples],
+                "lookahead": [[k.to_dict() for k in kids] for kids in gen.lookahead],
+            },
+        )
         return gen
 
-    def noisy_votes(self, t: int, population: list[Sample], votes: Callable[[], np.ndarray]) -> np.ndarray:
+    def noisy_votes(
+        self, t: int, population: list[Sample], votes: Callable[[], np.ndarray]
+    ) -> np.ndarray:
         """The DP release of iteration t. Stored before use; if stored, reused, never redrawn."""
         path = self.state / f"votes_{t:02d}.json"
         ids = [s.id for s in population]
         if path.is_file():
             raw = json.loads(path.read_text(encoding="utf-8"))
             if raw["ids"] != ids:
-                raise RuntimeError(f"{path}: stored histogram belongs to another population; cannot resume")
+                raise RuntimeError(
+                    f"{path}: stored histogram belongs to another population; cannot resume"
+                )
             noisy = np.asarray(raw["noisy"], dtype=np.float64)
         else:
             clean = votes()
@@ -118,6 +135,13 @@ class RunStore:
             del clean  # the clean histogram never leaves this function
             write_json(path, {"ids": ids, "sigma": self.sigmas[t - 1], "noisy": noisy.tolist()})
         self.record(GaussianRelease(f"votes_t{t}", self.sigmas[t - 1], iteration=t))
+        self.iter_log.setdefault(t, {}).update(  # noisy, hence DP-safe, summaries
+            {
+                "sigma": self.sigmas[t - 1],
+                "noisy_votes_max": round(float(noisy.max(initial=0.0)), 3),
+                "noisy_votes_sum": round(float(noisy.sum()), 3),
+            }
+        )
         return noisy
 
     def record(self, event: GaussianRelease) -> None:
@@ -127,7 +151,7 @@ class RunStore:
             self.ledger.save(self.root / LEDGER)
 
     def log_iteration(self, t: int, record: dict[str, object]) -> None:
-        self.iter_log[t] = record
+        self.iter_log.setdefault(t, {}).update(record)
 
 
 # ---- building blocks -------------------------------------------------------------------------
@@ -141,7 +165,11 @@ class RunResult:
 
 
 def _private_dir(cfg: Config) -> Path:
-    return Path(cfg.output.private_dir) if cfg.output.private_dir else Path(cfg.output.dir + ".PRIVATE")
+    return (
+        Path(cfg.output.private_dir)
+        if cfg.output.private_dir
+        else Path(cfg.output.dir + ".PRIVATE")
+    )
 
 
 def _prepare_run_dir(cfg: Config, resume: bool) -> Path:
@@ -176,7 +204,11 @@ def _noise_seed(cfg: Config, private_dir: Path) -> int:
 
 
 def _fmt_sigmas(sigmas: list[float]) -> str:
-    return f"{sigmas[0]:.4f}" if len(set(sigmas)) == 1 else "[" + ", ".join(f"{s:.3f}" for s in sigmas) + "]"
+    return (
+        f"{sigmas[0]:.4f}"
+        if len(set(sigmas)) == 1
+        else "[" + ", ".join(f"{s:.3f}" for s in sigmas) + "]"
+    )
 
 
 def released_config(cfg: Config) -> dict[str, Any]:
@@ -186,8 +218,13 @@ def released_config(cfg: Config) -> dict[str, Any]:
     return d
 
 
-def class_sizes(cfg: Config, data: PrivateData, store: RunStore, sigma_counts: float | None,
-                rng: np.random.Generator) -> tuple[np.ndarray, list[float] | None]:
+def class_sizes(
+    cfg: Config,
+    data: PrivateData,
+    store: RunStore,
+    sigma_counts: float | None,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, list[float] | None]:
     """Samples per class from DP counts, public fractions or a uniform split (never raw counts)."""
     mode = cfg.privacy.class_counts
     if mode == "uniform":
@@ -204,15 +241,22 @@ def class_sizes(cfg: Config, data: PrivateData, store: RunStore, sigma_counts: f
     else:
         clean = class_histogram(data.class_ids, data.num_classes, data.user_ids)
         noisy = add_gaussian_noise(clean, sigma_counts or 0.0, rng)
-        write_json(path, {"classes": data.class_names, "sigma": sigma_counts, "noisy": noisy.tolist()})
+        write_json(
+            path, {"classes": data.class_names, "sigma": sigma_counts, "noisy": noisy.tolist()}
+        )
     store.record(GaussianRelease("class_counts", sigma_counts or 0.0, kind="class_counts"))
     return allocate(cfg.pe.samples, noisy), [round(float(x), 2) for x in noisy]
 
 
 def build_components(cfg: Config, show_progress: bool = True) -> tuple[LLM, Embedder]:
     llm = make_llm(cfg.generation, show_progress=show_progress)
-    emb = SentenceTransformerEmbedder(cfg.embedding.model, cfg.embedding.device, cfg.embedding.batch_size,
-                                      show_progress=show_progress, max_seq_length=cfg.embedding.max_seq_length)
+    emb = SentenceTransformerEmbedder(
+        cfg.embedding.model,
+        cfg.embedding.device,
+        cfg.embedding.batch_size,
+        show_progress=show_progress,
+        max_seq_length=cfg.embedding.max_seq_length,
+    )
     return llm, emb
 
 
@@ -235,25 +279,50 @@ def run(
             "every class needs at least one synthetic sample"
         )
     delta = cfg.privacy.delta or default_delta(len(data))
-    delta_rule = "set by the user" if cfg.privacy.delta else "1/(N ln N), N = private records (public)"
+    delta_rule = (
+        "set by the user" if cfg.privacy.delta else "1/(N ln N), N = private records (public)"
+    )
     share = cfg.privacy.class_count_share if cfg.privacy.class_counts == "dp" else None
-    sigmas, sigma_counts = schedule_sigmas(cfg.privacy.epsilon, delta, cfg.schedule_weights(), share)
+    sigmas, sigma_counts = schedule_sigmas(
+        cfg.privacy.epsilon, delta, cfg.schedule_weights(), share
+    )
     neighbouring = "add/remove one user" if cfg.data.user_column else "add/remove one record"
-    log.info("private data: %d records, %d classes (%d empty texts dropped) from %s",
-             len(data), data.num_classes, data.dropped_empty, data.source)
-    log.info("privacy: eps=%g delta=%.3g T=%d -> sigma_t=%s%s", cfg.privacy.epsilon, delta, cfg.pe.iterations,
-             _fmt_sigmas(sigmas), f", sigma={sigma_counts:.4f} for class counts" if sigma_counts else "")
+    log.info(
+        "private data: %d records, %d classes (%d empty texts dropped) from %s",
+        len(data),
+        data.num_classes,
+        data.dropped_empty,
+        data.source,
+    )
+    log.info(
+        "privacy: eps=%g delta=%.3g T=%d -> sigma_t=%s%s",
+        cfg.privacy.epsilon,
+        delta,
+        cfg.pe.iterations,
+        _fmt_sigmas(sigmas),
+        f", sigma={sigma_counts:.4f} for class counts" if sigma_counts else "",
+    )
     if math.isinf(cfg.privacy.epsilon):
         log.warning("privacy.epsilon is inf: NO NOISE, the output is NOT differentially private")
 
     # 2. Run folder, ledger, private folder.
     root = _prepare_run_dir(cfg, resume)
     private_dir = _private_dir(cfg)
-    write_atomic(private_dir / "README.txt", "PRIVATE: derived from private data. Never share or release.\n")
+    write_atomic(
+        private_dir / "README.txt", "PRIVATE: derived from private data. Never share or release.\n"
+    )
     if not resume:
         write_atomic(root / "config.yaml", yaml.safe_dump(released_config(cfg), sort_keys=False))
-    ledger = Ledger.load(root / LEDGER) if (root / LEDGER).is_file() else Ledger(
-        delta=delta, target_epsilon=cfg.privacy.epsilon, neighbouring=neighbouring, delta_rule=delta_rule)
+    ledger = (
+        Ledger.load(root / LEDGER)
+        if (root / LEDGER).is_file()
+        else Ledger(
+            delta=delta,
+            target_epsilon=cfg.privacy.epsilon,
+            neighbouring=neighbouring,
+            delta_rule=delta_rule,
+        )
+    )
     noise_seed = _noise_seed(cfg, private_dir)
     store = RunStore(root, ledger, sigmas, lambda t: np.random.default_rng([noise_seed, t]))
 
@@ -263,34 +332,67 @@ def run(
             built_llm, built_emb = build_components(cfg, show_progress)
             llm, embedder = llm or built_llm, embedder or built_emb
     with timer.stage(0, "embed_private"):
-        priv_emb = embed_private(embedder, data.texts, data.fingerprint(),
-                                 private_dir / "cache" if cfg.embedding.cache_private else None)
-    sizes, noisy_counts = class_sizes(cfg, data, store, sigma_counts, np.random.default_rng([noise_seed, 0]))
+        priv_emb = embed_private(
+            embedder,
+            data.texts,
+            data.fingerprint(),
+            private_dir / "cache" if cfg.embedding.cache_private else None,
+        )
+    sizes, noisy_counts = class_sizes(
+        cfg, data, store, sigma_counts, np.random.default_rng([noise_seed, 0])
+    )
     descriptions = [cfg.generation.label_descriptions.get(c, c) for c in data.class_names]
     apis = TextAPIs(llm, prompts, cfg.generation, descriptions, cfg.seed)
 
     def vote(emb: np.ndarray, classes: np.ndarray) -> np.ndarray:
-        return vote_histogram(priv_emb, data.class_ids, emb, classes, cfg.pe.k, cfg.pe.distance,
-                              data.user_ids, cfg.pe.vote_chunk)
+        return vote_histogram(
+            priv_emb,
+            data.class_ids,
+            emb,
+            classes,
+            cfg.pe.k,
+            cfg.pe.distance,
+            data.user_ids,
+            cfg.pe.vote_chunk,
+        )
 
     # 4. The method.
-    result = evolve(apis, embedder, vote, sizes, cfg.pe, store, timer,
-                    rng_for=lambda t: np.random.default_rng([cfg.seed, 1_000_003, t]))
+    result = evolve(
+        apis,
+        embedder,
+        vote,
+        sizes,
+        cfg.pe,
+        store,
+        timer,
+        rng_for=lambda t: np.random.default_rng([cfg.seed, 1_000_003, t]),
+    )
     ledger.assert_within_target()
 
     # 5. Outputs (atomic).
-    rows = [corpus_record(s, data.class_names, data.class_labels, result.votes.get(s.id)) for s in result.output]
+    rows = [
+        corpus_record(s, data.class_names, data.class_labels, result.votes.get(s.id))
+        for s in result.output
+    ]
     corpus = root / CORPUS
     write_jsonl(corpus, rows)
     usage = llm.usage
-    timings = timer.to_dict()
-    timings["generation"] = {
-        "requests": usage.requests, "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens, "seconds": round(usage.seconds, 3),
+    gen_usage: dict[str, Any] = {
+        "requests": usage.requests,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "seconds": round(usage.seconds, 3),
         "tokens_per_second": round(usage.tokens_per_second, 2),
     }
+    timings = {**timer.to_dict(), "generation": gen_usage}
     write_json(root / "timings.json", timings)
-    write_jsonl(root / "iterations.jsonl", [{"iteration": t, **r} for t, r in sorted(store.iter_log.items())])
+    write_jsonl(
+        root / "iterations.jsonl",
+        [
+            {"iteration": t, **r, "seconds": timer.iteration(t)}
+            for t, r in sorted(store.iter_log.items())
+        ],
+    )
     per_class = {c: sum(1 for r in rows if r["class"] == c) for c in data.class_names}
     summary = {
         "corpus": str(corpus),
@@ -304,7 +406,7 @@ def run(
         "sigma_votes": sigmas,
         "sigma_class_counts": sigma_counts,
         "iterations": cfg.pe.iterations,
-        "generation": {**apis.stats.to_dict(), **timings["generation"], "model": llm.name},
+        "generation": {**apis.stats.to_dict(), **gen_usage, "model": llm.name},
         "wall_seconds": timings["wall_seconds"],
     }
     write_json(root / "summary.json", summary)

@@ -9,7 +9,15 @@ import numpy as np
 
 # Column names of the synthetic corpus (JSONL), in one place.
 ID, TEXT, CLASS, LABELS, ITERATION, PARENT, MODEL, OP, VOTES = (
-    "id", "text", "class", "labels", "iteration", "parent_id", "model", "op", "noisy_votes",
+    "id",
+    "text",
+    "class",
+    "labels",
+    "iteration",
+    "parent_id",
+    "model",
+    "op",
+    "noisy_votes",
 )
 
 

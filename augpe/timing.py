@@ -21,6 +21,9 @@ class Timer:
         finally:
             self.seconds[iteration][name] += time.perf_counter() - t0
 
+    def iteration(self, t: int) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in self.seconds.get(t, {}).items()}
+
     def totals(self) -> dict[str, float]:
         out: dict[str, float] = defaultdict(float)
         for stages in self.seconds.values():
@@ -33,6 +36,7 @@ class Timer:
             "wall_seconds": round(time.perf_counter() - self.start, 3),
             "totals": self.totals(),
             "per_iteration": {
-                str(t): {k: round(v, 3) for k, v in st.items()} for t, st in sorted(self.seconds.items())
+                str(t): {k: round(v, 3) for k, v in st.items()}
+                for t, st in sorted(self.seconds.items())
             },
         }

@@ -38,7 +38,11 @@ def knn_search(
     if k > base.shape[0]:
         raise ValueError(f"k={k} exceeds the {base.shape[0]} synthetic samples it votes among")
     base = _prepare(base, distance)
-    index = faiss.IndexFlatIP(base.shape[1]) if distance == "cosine" else faiss.IndexFlatL2(base.shape[1])
+    index = (
+        faiss.IndexFlatIP(base.shape[1])
+        if distance == "cosine"
+        else faiss.IndexFlatL2(base.shape[1])
+    )
     index.add(base)
     n = queries.shape[0] if rows is None else rows.size
     for start in range(0, n, chunk):
@@ -99,7 +103,9 @@ def _user_level(
     return out
 
 
-def class_histogram(class_ids: np.ndarray, num_classes: int, user_ids: np.ndarray | None = None) -> np.ndarray:
+def class_histogram(
+    class_ids: np.ndarray, num_classes: int, user_ids: np.ndarray | None = None
+) -> np.ndarray:
     """Clean per-class record counts, sensitivity 1 (released only with noise, for class sizes).
 
     Record level: one record moves one count by 1. User level: each user's count vector is scaled
@@ -107,7 +113,9 @@ def class_histogram(class_ids: np.ndarray, num_classes: int, user_ids: np.ndarra
     """
     if user_ids is None:
         return np.bincount(class_ids, minlength=num_classes).astype(np.float64)
-    pairs, counts = np.unique(np.stack([np.asarray(user_ids), class_ids]), axis=1, return_counts=True)
+    pairs, counts = np.unique(
+        np.stack([np.asarray(user_ids), class_ids]), axis=1, return_counts=True
+    )
     _, inv = np.unique(pairs[0], return_inverse=True)
     norms = np.sqrt(np.bincount(inv, weights=counts.astype(np.float64) ** 2))
     out = np.zeros(num_classes, dtype=np.float64)

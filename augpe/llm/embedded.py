@@ -92,7 +92,9 @@ class EmbeddedLLM:
         except Exception as err:  # the server raises on malformed internal states; one sample only
             return Generation(text=None, model=self.name, error=f"{type(err).__name__}: {err}")
         if "error" in out:
-            return Generation(text=None, model=self.name, error=str(out["error"].get("message", out)))
+            return Generation(
+                text=None, model=self.name, error=str(out["error"].get("message", out))
+            )
         choice = out["choices"][0]
         usage = out.get("usage", {})
         return Generation(
@@ -106,8 +108,13 @@ class EmbeddedLLM:
     def generate(self, requests: Sequence[GenerationRequest], desc: str = "") -> list[Generation]:
         start = time.perf_counter()
         results: list[Generation] = []
-        bar = tqdm(total=len(requests), desc=desc or "generate", unit="req",
-                   disable=not self.show_progress, leave=False)
+        bar = tqdm(
+            total=len(requests),
+            desc=desc or "generate",
+            unit="req",
+            disable=not self.show_progress,
+            leave=False,
+        )
         with ThreadPoolExecutor(max_workers=self.n_parallel) as pool:
             for g in pool.map(self._one, requests):
                 results.append(g)
