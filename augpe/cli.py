@@ -27,15 +27,18 @@ def _fields(model: type[BaseModel], prefix: str = "") -> list[str]:
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             lines.extend(_fields(ann, f"{prefix}{name}."))
             continue
-        default: Any = f.get_default(call_default_factory=True) if not f.is_required() else "(required)"
+        default: Any = (
+            f.get_default(call_default_factory=True) if not f.is_required() else "(required)"
+        )
         desc = f" - {f.description}" if f.description else ""
         lines.append(f"  {prefix}{name} = {default!r}{desc}")
     return lines
 
 
 def config_reference() -> str:
-    return "config settings (YAML sections; override any with --set section.key=value):\n" + "\n".join(
-        _fields(Config)
+    return (
+        "config settings (YAML sections; override any with --set section.key=value):\n"
+        + "\n".join(_fields(Config))
     )
 
 
@@ -47,11 +50,19 @@ def _print_summary(result: Any) -> None:
     print(f"  per class: {s['samples_per_class']}")
     sig = s["sigma_votes"]
     sig_txt = f"sigma {sig[0]:.4f} x {len(sig)} votes" if len(set(sig)) == 1 else f"sigma_t {sig}"
-    print(f"  privacy: eps = {s['epsilon']:.4f} at delta = {s['delta']:.3g} ({sig_txt}"
-          + (f", class counts sigma {s['sigma_class_counts']:.4f})" if s["sigma_class_counts"] else ")"))
-    print(f"  generation: {g['completion_tokens']} tokens in {g['seconds']:.1f} s "
-          f"({g['tokens_per_second']:.1f} tok/s), {g['kept']} kept, {g['dropped']} dropped, "
-          f"{g['retried']} retried, model {g['model']}")
+    print(
+        f"  privacy: eps = {s['epsilon']:.4f} at delta = {s['delta']:.3g} ({sig_txt}"
+        + (
+            f", class counts sigma {s['sigma_class_counts']:.4f})"
+            if s["sigma_class_counts"]
+            else ")"
+        )
+    )
+    print(
+        f"  generation: {g['completion_tokens']} tokens in {g['seconds']:.1f} s "
+        f"({g['tokens_per_second']:.1f} tok/s), {g['kept']} kept, {g['dropped']} dropped, "
+        f"{g['retried']} retried, model {g['model']}"
+    )
     print(f"  wall time: {s['wall_seconds']:.1f} s; ledger: {result.run_dir / 'ledger.json'}")
     for r in result.samples[:3]:
         print(f"  e.g. [{r['class']}] {r['text'][:160]!r}")
@@ -62,7 +73,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.resume:
         run_dir = Path(args.resume)
-        cfg = load_config(run_dir / "config.yaml", [*args.set, f"output.dir={run_dir}", "privacy.noise_seed=null"])
+        cfg = load_config(
+            run_dir / "config.yaml", [*args.set, f"output.dir={run_dir}", "privacy.noise_seed=null"]
+        )
     else:
         if not args.config:
             raise AugpeError("augpe run: give a CONFIG.yaml (or --resume RUN_DIR)")
@@ -71,6 +84,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg.output.dir = args.output
     if args.overwrite:
         cfg.output.overwrite = True
+    if args.dry_run:
+        from augpe.dryrun import dry_run, format_dry_run
+
+        print(format_dry_run(dry_run(cfg)))
+        return 0
     result = run(cfg, resume=bool(args.resume), show_progress=not args.quiet)
     _print_summary(result)
     return 0
@@ -91,14 +109,20 @@ def cmd_account(args: argparse.Namespace) -> int:
     delta = args.delta if args.delta is not None else default_delta(args.n)
     if args.sigma is not None:
         eps = epsilon_for_sigma(args.sigma, delta, args.iterations)
-        print(f"sigma = {args.sigma} over T = {args.iterations} votes, delta = {delta:.4g}: epsilon = {eps:.4f}")
+        print(
+            f"sigma = {args.sigma} over T = {args.iterations} votes, delta = {delta:.4g}: epsilon = {eps:.4f}"
+        )
     else:
         if args.epsilon is None:
-            raise AugpeError("augpe account: give --epsilon (to get sigma) or --sigma (to get epsilon)")
+            raise AugpeError(
+                "augpe account: give --epsilon (to get sigma) or --sigma (to get epsilon)"
+            )
         sigma = calibrate_sigma(args.epsilon, delta, args.iterations)
         mu = math.sqrt(args.iterations) / sigma if sigma > 0 else math.inf
-        print(f"epsilon = {args.epsilon}, delta = {delta:.4g}, T = {args.iterations}: "
-              f"sigma = {sigma:.4f} (rounded up; mu-GDP mu = {mu:.4f})")
+        print(
+            f"epsilon = {args.epsilon}, delta = {delta:.4g}, T = {args.iterations}: "
+            f"sigma = {sigma:.4f} (rounded up; mu-GDP mu = {mu:.4f})"
+        )
     return 0
 
 
@@ -121,10 +145,17 @@ def cmd_budget(args: argparse.Namespace) -> int:
 def cmd_release(args: argparse.Namespace) -> int:
     from augpe.release import release
 
-    files = release(args.run_dir, args.out, include_state=args.state, private_data=args.data,
-                    allow_non_private=args.allow_non_private)
-    print(f"released {len(files)} files to {args.out} (verified: no private record, no clean class "
-          "count, nothing from the PRIVATE folder):")
+    files = release(
+        args.run_dir,
+        args.out,
+        include_state=args.state,
+        private_data=args.data,
+        allow_non_private=args.allow_non_private,
+    )
+    print(
+        f"released {len(files)} files to {args.out} (verified: no private record, no clean class "
+        "count, nothing from the PRIVATE folder):"
+    )
     for f in files:
         print(f"  {f}")
     return 0
@@ -135,38 +166,78 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.set)
     k: list[int] | None = [int(x) for x in args.k.split(",")] if args.k else None
-    report = audit(cfg, args.canaries, seed=args.seed, k=k, beta=args.beta, workdir=args.workdir,
-                   keep=args.keep, show_progress=not args.quiet)
+    report = audit(
+        cfg,
+        args.canaries,
+        seed=args.seed,
+        k=k,
+        beta=args.beta,
+        workdir=args.workdir,
+        keep=args.keep,
+        show_progress=not args.quiet,
+    )
     print(report.summary())
     if args.report:
-        Path(args.report).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+        Path(args.report).write_text(
+            json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8"
+        )
         print(f"report: {args.report}")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from augpe.evaluate import EvalOptions, FinetuneSettings, LMSettings, default_out_dir, evaluate, headline
+    from augpe.evaluate import (
+        EvalOptions,
+        FinetuneSettings,
+        LMSettings,
+        default_out_dir,
+        evaluate,
+        headline,
+    )
 
     compare: dict[str, str] = {}
     for item in args.compare:
         name, sep, path = item.rpartition("=")
         if not sep or not name or not path:
-            raise AugpeError(f"--compare {item!r}: write NAME=PATH, e.g. --compare eps=inf=runs/inf")
+            raise AugpeError(
+                f"--compare {item!r}: write NAME=PATH, e.g. --compare eps=inf=runs/inf"
+            )
         compare[name] = path
     tiers = {"fast": ("fast",), "paper": ("paper",), "both": ("fast", "paper")}[args.tier]
     opts = EvalOptions(
         tiers=tiers,
-        finetune=FinetuneSettings(model=args.encoder, epochs=args.epochs, seeds=tuple(range(args.seeds)),
-                                  batch_size=args.batch_size, max_length=args.max_length, device=args.device),
-        nextword=LMSettings(model=args.lm, epochs=args.epochs, max_length=args.max_length,
-                            device=args.device) if args.nextword else None,
-        fidelity=not args.no_fidelity, per_iteration=not args.no_iterations, plots=not args.no_plots,
-        max_real_train=args.max_real_train, embedding_model=args.embedding_model,
+        finetune=FinetuneSettings(
+            model=args.encoder,
+            epochs=args.epochs,
+            seeds=tuple(range(args.seeds)),
+            batch_size=args.batch_size,
+            max_length=args.max_length,
+            device=args.device,
+        ),
+        nextword=LMSettings(
+            model=args.lm, epochs=args.epochs, max_length=args.max_length, device=args.device
+        )
+        if args.nextword
+        else None,
+        fidelity=not args.no_fidelity,
+        per_iteration=not args.no_iterations,
+        plots=not args.no_plots,
+        max_real_train=args.max_real_train,
+        embedding_model=args.embedding_model,
     )
     out = Path(args.out) if args.out else default_out_dir(args.corpus)
-    result = evaluate(args.corpus, args.real_test, real_train=args.real_train, real_val=args.real_val,
-                      text_column=args.text_column, label_columns=args.label_columns, compare=compare,
-                      options=opts, out_dir=out, show_progress=not args.quiet)
+    result = evaluate(
+        args.corpus,
+        args.real_test,
+        real_train=args.real_train,
+        real_val=args.real_val,
+        text_column=args.text_column,
+        label_columns=args.label_columns,
+        compare=compare,
+        options=opts,
+        out_dir=out,
+        show_progress=not args.quiet,
+    )
     print(f"\nevaluation: {out / 'eval.json'}, report: {out / 'report.md'}")
     for tier in tiers:
         print(headline(result, tier))
@@ -192,12 +263,24 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     r.add_argument("config", nargs="?", help="YAML config file")
-    r.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (reuses its noise)")
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a setting, e.g. --set privacy.epsilon=2 (repeatable)")
+    r.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue an interrupted run (reuses its noise)"
+    )
+    r.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. --set privacy.epsilon=2 (repeatable)",
+    )
     r.add_argument("-o", "--output", help="run folder (overrides output.dir)")
     r.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    r.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print request counts, example prompts and token/cost estimates; send nothing",
+    )
     r.set_defaults(func=cmd_run)
 
     d = sub.add_parser(
@@ -207,8 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
         "reviews, label 'score'), runs Aug-PE at eps=1 with the embedded SmolLM2 model, prints a summary.",
     )
     d.add_argument("-o", "--output", default="runs/amazon-demo", help="run folder")
-    d.add_argument("--quick", action="store_true", help="a tiny run (a minute) to check the install")
-    d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    d.add_argument(
+        "--quick", action="store_true", help="a tiny run (a minute) to check the install"
+    )
+    d.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting"
+    )
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=cmd_demo)
 
@@ -225,10 +312,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--iterations", "-T", type=int, default=10)
     a.set_defaults(func=cmd_account)
 
-    b = sub.add_parser("budget", help="print the privacy ledger of a run",
-                       description="Epsilon at the run's delta, mu, every sigma, T, neighbouring relation.")
+    b = sub.add_parser(
+        "budget",
+        help="print the privacy ledger of a run",
+        description="Epsilon at the run's delta, mu, every sigma, T, neighbouring relation.",
+    )
     b.add_argument("run_dir")
-    b.add_argument("--check", action="store_true", help="cross-check with dp-accounting's PLD accountant")
+    b.add_argument(
+        "--check", action="store_true", help="cross-check with dp-accounting's PLD accountant"
+    )
     b.add_argument("--json", action="store_true", help="also print the ledger as JSON")
     b.set_defaults(func=cmd_budget)
 
@@ -243,10 +335,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rl.add_argument("run_dir")
     rl.add_argument("out", help="release folder (must not exist, or be empty)")
-    rl.add_argument("--state", action="store_true", help="also release state/ (noisy histograms, populations)")
-    rl.add_argument("--data", metavar="PATH", help="private data to verify against (default: data.path of the run)")
-    rl.add_argument("--allow-non-private", action="store_true",
-                    help="release a run made with epsilon = inf (no noise; NOT private)")
+    rl.add_argument(
+        "--state", action="store_true", help="also release state/ (noisy histograms, populations)"
+    )
+    rl.add_argument(
+        "--data",
+        metavar="PATH",
+        help="private data to verify against (default: data.path of the run)",
+    )
+    rl.add_argument(
+        "--allow-non-private",
+        action="store_true",
+        help="release a run made with epsilon = inf (no noise; NOT private)",
+    )
     rl.set_defaults(func=cmd_release)
 
     au = sub.add_parser(
@@ -259,12 +360,21 @@ def build_parser() -> argparse.ArgumentParser:
         "(2023) next to the claimed epsilon.",
     )
     au.add_argument("config", help="YAML config file (the run to audit)")
-    au.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
-    au.add_argument("-m", "--canaries", type=int, default=100, help="number of canaries (default 100)")
+    au.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting"
+    )
+    au.add_argument(
+        "-m", "--canaries", type=int, default=100, help="number of canaries (default 100)"
+    )
     au.add_argument("--seed", type=int, default=0, help="seed of the canaries and coin flips")
-    au.add_argument("--k", help="guesses per side, fixed in advance (default m/4); a comma list is "
-                    "searched with a Bonferroni correction")
-    au.add_argument("--beta", type=float, default=0.05, help="1 - confidence of the bound (default 0.05)")
+    au.add_argument(
+        "--k",
+        help="guesses per side, fixed in advance (default m/4); a comma list is "
+        "searched with a Bonferroni correction",
+    )
+    au.add_argument(
+        "--beta", type=float, default=0.05, help="1 - confidence of the bound (default 0.05)"
+    )
     au.add_argument("--workdir", help="folder for the audit data and run (default: a temp folder)")
     au.add_argument("--keep", action="store_true", help="keep the workdir (holds PRIVATE data)")
     au.add_argument("--report", metavar="JSON", help="also write the report as JSON")
@@ -280,27 +390,50 @@ def build_parser() -> argparse.ArgumentParser:
         "Writes eval.json and report.md (with plots) to --out (default CORPUS.eval, beside the run).",
     )
     ev.add_argument("corpus", help="run folder, or a corpus file")
-    ev.add_argument("--real-test", required=True, help="real test split (CSV / JSONL / Parquet / HF)")
+    ev.add_argument(
+        "--real-test", required=True, help="real test split (CSV / JSONL / Parquet / HF)"
+    )
     ev.add_argument("--real-train", help="real training text: adds the real-data upper bound")
-    ev.add_argument("--real-val", help="real validation split for the papers' tier (default: 10%% of "
-                    "each training corpus)")
-    ev.add_argument("--text-column", help="text column of the real files (default: the run's data.text_column)")
-    ev.add_argument("--label-columns", nargs="+", help="label columns (default: the run's data.label_columns)")
-    ev.add_argument("--compare", action="append", default=[], metavar="NAME=PATH",
-                    help="another corpus in the same table, e.g. --compare eps=inf=runs/inf (repeatable)")
-    ev.add_argument("--tier", choices=["fast", "paper", "both"], default="fast",
-                    help="fast: embeddings + logistic regression; paper: fine-tune --encoder (GPU if present)")
-    ev.add_argument("--encoder", default="roberta-base", help="papers' tier model: HF name/path, or 'tiny'")
+    ev.add_argument(
+        "--real-val",
+        help="real validation split for the papers' tier (default: 10%% of each training corpus)",
+    )
+    ev.add_argument(
+        "--text-column", help="text column of the real files (default: the run's data.text_column)"
+    )
+    ev.add_argument(
+        "--label-columns", nargs="+", help="label columns (default: the run's data.label_columns)"
+    )
+    ev.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="another corpus in the same table, e.g. --compare eps=inf=runs/inf (repeatable)",
+    )
+    ev.add_argument(
+        "--tier",
+        choices=["fast", "paper", "both"],
+        default="fast",
+        help="fast: embeddings + logistic regression; paper: fine-tune --encoder (GPU if present)",
+    )
+    ev.add_argument(
+        "--encoder", default="roberta-base", help="papers' tier model: HF name/path, or 'tiny'"
+    )
     ev.add_argument("--epochs", type=int, default=3, help="papers' tier and next-word epochs")
     ev.add_argument("--seeds", type=int, default=3, help="papers' tier seeds (mean +- std)")
     ev.add_argument("--batch-size", type=int, default=32)
     ev.add_argument("--max-length", type=int, default=128, help="tokens per text (papers: 512)")
     ev.add_argument("--device", help="cpu / cuda (default: cuda when available)")
-    ev.add_argument("--nextword", action="store_true", help="also next-word prediction (PubMed protocol)")
+    ev.add_argument(
+        "--nextword", action="store_true", help="also next-word prediction (PubMed protocol)"
+    )
     ev.add_argument("--lm", default="tiny", help="next-word LM: 'tiny' (offline) or a HF name/path")
     ev.add_argument("--max-real-train", type=int, help="subsample the real training text (speed)")
     ev.add_argument("--embedding-model", help="sentence-transformers model (default: the run's)")
-    ev.add_argument("--no-fidelity", action="store_true", help="skip FID / MAUVE / precision / recall")
+    ev.add_argument(
+        "--no-fidelity", action="store_true", help="skip FID / MAUVE / precision / recall"
+    )
     ev.add_argument("--no-iterations", action="store_true", help="skip per-iteration metrics")
     ev.add_argument("--no-plots", action="store_true")
     ev.add_argument("-o", "--out", help="output folder (default: CORPUS.eval)")

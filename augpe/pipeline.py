@@ -36,6 +36,8 @@ from augpe.errors import ConfigError
 from augpe.evolve import Candidates, evolve
 from augpe.llm import make_llm
 from augpe.llm.base import LLM
+from augpe.llm.cache import resolve_cache_path, wrap_with_cache
+from augpe.llm.cost import cost_report
 from augpe.population import Sample, corpus_record
 from augpe.privacy import (
     GaussianRelease,
@@ -44,7 +46,7 @@ from augpe.privacy import (
     default_delta,
     schedule_sigmas,
 )
-from augpe.prompts import load_prompt_set
+from augpe.prompts import PromptSet, load_prompt_set
 from augpe.select import allocate
 from augpe.timing import Timer
 from augpe.vote import class_histogram, vote_histogram
@@ -248,16 +250,25 @@ def class_sizes(
     return allocate(cfg.pe.samples, noisy), [round(float(x), 2) for x in noisy]
 
 
-def build_components(cfg: Config, show_progress: bool = True) -> tuple[LLM, Embedder]:
+def build_llm(cfg: Config, show_progress: bool = True) -> LLM:
+    """The configured backend (or mixture) behind the persistent request cache."""
     llm = make_llm(cfg.generation, show_progress=show_progress)
-    emb = SentenceTransformerEmbedder(
+    return wrap_with_cache(llm, resolve_cache_path(cfg.generation, cfg.output.dir))
+
+
+def build_embedder(cfg: Config, show_progress: bool = True) -> Embedder:
+    return SentenceTransformerEmbedder(
         cfg.embedding.model,
         cfg.embedding.device,
         cfg.embedding.batch_size,
         show_progress=show_progress,
         max_seq_length=cfg.embedding.max_seq_length,
     )
-    return llm, emb
+
+
+def build_components(cfg: Config, show_progress: bool = True) -> tuple[LLM, Embedder]:
+    """Both models, loaded once per run."""
+    return build_llm(cfg, show_progress), build_embedder(cfg, show_progress)
 
 
 # ---- the door --------------------------------------------------------------------------------
@@ -327,10 +338,50 @@ def run(
     store = RunStore(root, ledger, sigmas, lambda t: np.random.default_rng([noise_seed, t]))
 
     # 3. Components: loaded once.
+    own_llm = llm is None
     with timer.stage(0, "load_models"):
-        if llm is None or embedder is None:
-            built_llm, built_emb = build_components(cfg, show_progress)
-            llm, embedder = llm or built_llm, embedder or built_emb
+        if llm is None and embedder is None:
+            llm, embedder = build_components(cfg, show_progress)
+        embedder = embedder or build_embedder(cfg, show_progress)
+        llm = llm or build_llm(cfg, show_progress)
+    try:
+        return _run_loaded(
+            cfg,
+            data,
+            prompts,
+            sigmas,
+            sigma_counts,
+            delta,
+            root,
+            private_dir,
+            ledger,
+            store,
+            noise_seed,
+            llm,
+            embedder,
+            timer,
+        )
+    finally:
+        if own_llm:
+            llm.close()
+
+
+def _run_loaded(
+    cfg: Config,
+    data: PrivateData,
+    prompts: PromptSet,
+    sigmas: list[float],
+    sigma_counts: float | None,
+    delta: float,
+    root: Path,
+    private_dir: Path,
+    ledger: Ledger,
+    store: RunStore,
+    noise_seed: int,
+    llm: LLM,
+    embedder: Embedder,
+    timer: Timer,
+) -> RunResult:
     with timer.stage(0, "embed_private"):
         priv_emb = embed_private(
             embedder,
@@ -407,6 +458,7 @@ def run(
         "sigma_class_counts": sigma_counts,
         "iterations": cfg.pe.iterations,
         "generation": {**apis.stats.to_dict(), **gen_usage, "model": llm.name},
+        "cost": cost_report(llm),
         "wall_seconds": timings["wall_seconds"],
     }
     write_json(root / "summary.json", summary)

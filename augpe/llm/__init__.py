@@ -13,20 +13,48 @@ __all__ = ["LLM", "Generation", "GenerationRequest", "Message", "Usage", "make_l
 
 
 def make_llm(cfg: GenerationConfig, show_progress: bool = True) -> LLM:
-    if cfg.backend == "embedded":
-        from augpe.llm.embedded import EmbeddedLLM
+    """The backend `cfg` asks for, or a weighted mixture of backends when `generation.mixture` is set.
 
-        return EmbeddedLLM(cfg.model, cfg.n_parallel, cfg.n_ctx_per_slot, cfg.threads, show_progress)
-    if cfg.backend == "openai":
-        from augpe.llm.openai_backend import OpenAILLM
+    Every backend of one run shares one Budget, so `generation.max_cost` bounds the whole run.
+    The request cache is not added here (its default path depends on the run folder): wrap the
+    result with `augpe.llm.cache.wrap_with_cache(llm, resolve_cache_path(cfg, output_dir))`.
+    """
+    from augpe.llm.cost import Budget
 
-        return OpenAILLM.from_config(cfg, show_progress=show_progress)
-    if cfg.backend == "vllm":
-        from augpe.llm.vllm_backend import VLLMLLM
+    budget = Budget(cfg.max_cost)
 
-        return VLLMLLM.from_config(cfg, show_progress=show_progress)
-    if cfg.backend == "transformers":
-        from augpe.llm.transformers_backend import TransformersLLM
+    def one(c: GenerationConfig) -> LLM:
+        if c.backend == "embedded":
+            from augpe.llm.embedded import EmbeddedLLM
 
-        return TransformersLLM.from_config(cfg, show_progress=show_progress)
-    raise ConfigError(f"generation.backend: unknown backend {cfg.backend!r}")
+            return EmbeddedLLM(
+                c.model, c.n_parallel, c.n_ctx_per_slot, c.threads, show_progress, c.deterministic
+            )
+        if c.backend == "openai":
+            from augpe.llm.openai_backend import OpenAILLM
+
+            return OpenAILLM.from_config(c, show_progress=show_progress, budget=budget)
+        if c.backend == "vllm":
+            from augpe.llm.vllm_backend import VLLMLLM
+
+            return VLLMLLM.from_config(c, show_progress=show_progress, budget=budget)
+        if c.backend == "transformers":
+            from augpe.llm.transformers_backend import TransformersLLM
+
+            return TransformersLLM.from_config(c, show_progress=show_progress, budget=budget)
+        raise ConfigError(f"generation.backend: unknown backend {c.backend!r}")
+
+    if not cfg.mixture:
+        return one(cfg)
+    from augpe.llm.mixture import MixtureLLM
+
+    members: list[tuple[LLM, float]] = []
+    try:
+        for i in range(len(cfg.mixture)):
+            member_cfg, weight = cfg.mixture_member(i)
+            members.append((one(member_cfg), weight))
+    except BaseException:
+        for m, _ in members:  # do not leave loaded models / event loops behind
+            m.close()
+        raise
+    return MixtureLLM(members)

@@ -1,0 +1,103 @@
+"""`augpe run --dry-run`: what a run would send, counted and shown, with nothing sent or spent.
+
+Reads the data (to check it and count classes) but releases nothing: class sizes are estimated
+with an equal split, since the real sizes come from a DP count that only a real run may draw.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from augpe.apis import request_rng
+from augpe.config import Config
+from augpe.data import load_private_data
+from augpe.llm.base import GenerationRequest
+from augpe.llm.cost import Prices, estimate_prompt_tokens
+from augpe.prompts import load_prompt_set, render_fill_blanks, render_random, render_rephrase
+from augpe.select import allocate
+from augpe.textops import mask_text, max_tokens_for
+
+PLACEHOLDER = "<a synthetic sample of about {words} words>"
+
+
+def request_counts(cfg: Config) -> dict[str, int]:
+    """Requests per stage without retries: the random API, then L-1 (or L) variations per parent."""
+    S, L, T, d = cfg.pe.samples, cfg.pe.variations, cfg.pe.iterations, cfg.pe.lookahead
+    kids = L - 1 if cfg.pe.keep_parents else L
+    population = S * L if cfg.pe.keep_parents else S * kids
+    initial = S + S * (L - 1) + population * d
+    per_round = S * kids + population * d - (S * min(d, kids) if d else 0)
+    return {
+        "random_api": S,
+        "initial_total": initial,
+        "per_round": per_round,
+        "rounds": T - 1,
+        "total": initial + per_round * (T - 1),
+    }
+
+
+def dry_run(cfg: Config, n_examples: int = 3) -> dict[str, Any]:
+    data = load_private_data(cfg.data)
+    prompts = load_prompt_set(cfg.generation.prompts)
+    g, length = cfg.generation, cfg.generation.length
+    labels = [g.label_descriptions.get(c, c) for c in data.class_names]
+    sizes = allocate(cfg.pe.samples, np.ones(data.num_classes))
+    examples: list[list[dict[str, str]]] = []
+    for i in range(n_examples):
+        rng = request_rng(cfg.seed, 0, "random", 0, i, 0)
+        c = i % data.num_classes
+        if i == 0:
+            examples.append(render_random(prompts, labels[c], length.random_words, rng)[0])
+        else:
+            text = PLACEHOLDER.format(words=length.random_words)
+            if g.variation == "fill_blanks" or (g.variation == "mixed" and i % 2 == 0):
+                examples.append(
+                    render_fill_blanks(
+                        prompts, labels[c], mask_text(text, 0.5, rng), length.random_words, rng
+                    )
+                )
+            else:
+                examples.append(render_rephrase(prompts, labels[c], text, length.random_words, rng))
+    counts = request_counts(cfg)
+    max_tok = max_tokens_for(length.random_words, length.token_per_word, length.max_tokens)
+    prompt_tok = max(
+        estimate_prompt_tokens(GenerationRequest(m, max_tok, g.temperature, g.top_p, 0))
+        for m in examples
+    ) + int(length.random_words * length.token_per_word)
+    prices = Prices(g.price_per_1k_input, g.price_per_1k_output)
+    worst_in = counts["total"] * prompt_tok
+    worst_out = counts["total"] * length.max_tokens
+    return {
+        "backend": g.backend,
+        "model": g.model,
+        "classes": data.class_names,
+        "private_records": len(data),
+        "samples_per_class_estimate": sizes.tolist(),
+        "requests": counts,
+        "max_retries_each": g.max_retries,
+        "estimated_prompt_tokens": worst_in,
+        "max_completion_tokens": worst_out,
+        "estimated_max_cost": round(prices.cost(worst_in, worst_out), 4),
+        "example_prompts": examples,
+    }
+
+
+def format_dry_run(report: dict[str, Any]) -> str:
+    r = report["requests"]
+    lines = [
+        f"dry run: nothing was sent, no privacy budget spent (backend {report['backend']})",
+        f"  data: {report['private_records']} records, classes {report['classes']}",
+        f"  requests: {r['initial_total']} for the initial population ({r['random_api']} random API), "
+        f"then {r['per_round']} per round x {r['rounds']} rounds = {r['total']} "
+        f"(+ up to {report['max_retries_each']} retries each for empty/malformed answers)",
+        f"  tokens: ~{report['estimated_prompt_tokens']} prompt, <= {report['max_completion_tokens']} completion;"
+        f" estimated max cost {report['estimated_max_cost']}",
+        "  example prompts:",
+    ]
+    for msgs in report["example_prompts"]:
+        for m in msgs:
+            lines.append(f"    [{m['role']}] {m['content']}")
+        lines.append("    ---")
+    return "\n".join(lines)

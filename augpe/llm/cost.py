@@ -1,0 +1,180 @@
+"""What a run spends on generation, and the guard that stops it before it spends too much.
+
+Prices are per backend (a mixture may pair a paid API with a free local model); the budget is one
+for the run and shared by every backend in it. The guard is pessimistic on purpose: before a batch
+is sent it charges every request its full `max_tokens` and an over-estimate of its prompt, and
+refuses the batch if that worst case could cross `max_cost`. Actual cost is then booked from the
+token counts the server reports (tiktoken would need a download, so the server is the reference).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from augpe.errors import AugpeError
+from augpe.llm.base import LLM, Generation, GenerationRequest
+
+__all__ = [
+    "Budget",
+    "BudgetExceeded",
+    "CostMeter",
+    "Prices",
+    "cost_report",
+    "estimate_prompt_tokens",
+]
+
+
+class BudgetExceeded(AugpeError):
+    """The next batch could push spending past `generation.max_cost`; nothing of it was sent.
+
+    Everything generated before it is kept (and cached), so raising the limit and resuming the
+    run continues where it stopped without paying twice.
+    """
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class Prices:
+    """Price of one backend, in currency units per 1000 tokens (0 for local models)."""
+
+    input_per_1k: float = 0.0
+    output_per_1k: float = 0.0
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input_per_1k + completion_tokens * self.output_per_1k) / 1000.0
+
+    @property
+    def free(self) -> bool:
+        return self.input_per_1k == 0.0 and self.output_per_1k == 0.0
+
+
+class Budget:
+    """The run's spending limit, shared by all of its backends (thread-safe).
+
+    A batch `reserve`s its worst case before it is sent and `settle`s with its actual cost after,
+    so backends generating at the same time (a mixture) can never overshoot together.
+    """
+
+    def __init__(self, max_cost: float | None = None) -> None:
+        if max_cost is not None and not max_cost > 0:
+            raise ValueError(f"max_cost must be > 0, got {max_cost}")
+        self.max_cost = max_cost
+        self.spent = 0.0
+        self.reserved = 0.0
+        self._lock = threading.Lock()
+
+    def reserve(self, worst: float, what: str) -> None:
+        with self._lock:
+            if self.max_cost is not None and self.spent + self.reserved + worst > self.max_cost:
+                raise BudgetExceeded(
+                    f"generation.max_cost={self.max_cost:g} could be exceeded: {self.spent:.4f} spent, "
+                    f"{self.reserved:.4f} in flight, and {what} could cost up to {worst:.4f} "
+                    "(every request at its max_tokens). Nothing of it was sent. Raise "
+                    "generation.max_cost and resume the run: finished completions are cached."
+                )
+            self.reserved += worst
+
+    def settle(self, worst: float, actual: float) -> None:
+        with self._lock:
+            self.reserved = max(0.0, self.reserved - worst)
+            self.spent += actual
+
+    @property
+    def remaining(self) -> float | None:
+        return None if self.max_cost is None else self.max_cost - self.spent
+
+
+def estimate_prompt_tokens(req: GenerationRequest) -> int:
+    """An upper-side estimate of a request's prompt tokens without a tokenizer.
+
+    English runs about 4 characters per token on OpenAI tokenizers; 3 keeps the guard on the safe
+    side for other languages and odd text, and each message costs a few framing tokens.
+    """
+    chars = sum(len(m.get("content", "")) for m in req.messages)
+    return math.ceil(chars / 3) + 4 * len(req.messages) + 3
+
+
+class CostMeter:
+    """Tokens and money of one backend, per run and per batch label (`desc`, e.g. "variations it3")."""
+
+    def __init__(
+        self,
+        prices: Prices | None = None,
+        budget: Budget | None = None,
+        count_prompt: Callable[[GenerationRequest], int] = estimate_prompt_tokens,
+    ) -> None:
+        self.prices = prices or Prices()
+        self.budget = budget or Budget()
+        self.count_prompt = count_prompt
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.cost = 0.0
+        self.by_desc: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def worst_case(self, requests: Sequence[GenerationRequest]) -> float:
+        if self.prices.free:
+            return 0.0
+        return sum(self.prices.cost(self.count_prompt(r), r.max_tokens) for r in requests)
+
+    def reserve(self, requests: Sequence[GenerationRequest], desc: str) -> float:
+        """Book the batch's worst case against the budget, or raise BudgetExceeded (nothing sent)."""
+        worst = self.worst_case(requests)
+        self.budget.reserve(worst, f"the batch '{desc or 'generate'}' ({len(requests)} requests)")
+        return worst
+
+    def record(self, g: Generation, desc: str) -> float:
+        """Book one answer's actual cost (server-reported tokens); returns it."""
+        c = self.prices.cost(g.prompt_tokens, g.completion_tokens)
+        with self._lock:
+            self.prompt_tokens += g.prompt_tokens
+            self.completion_tokens += g.completion_tokens
+            self.cost += c
+            key = desc or "generate"
+            self.by_desc[key] = self.by_desc.get(key, 0.0) + c
+        return c
+
+    def settle(self, worst: float, actual: float) -> None:
+        self.budget.settle(worst, actual)
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "cost": round(self.cost, 6),
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "price_per_1k_input": self.prices.input_per_1k,
+            "price_per_1k_output": self.prices.output_per_1k,
+            "cost_by_batch": {k: round(v, 6) for k, v in self.by_desc.items()},
+        }
+
+    def postfix(self) -> dict[str, Any]:
+        """What a progress bar shows: tokens so far, and money when the backend is priced."""
+        out: dict[str, Any] = {"tok": self.completion_tokens}
+        if not self.prices.free:
+            out["cost"] = f"{self.cost:.4f}"
+        return out
+
+
+def cost_report(llm: LLM) -> dict[str, Any]:
+    """Tokens, cost, retries and cache hits of any backend (wrappers included), for the summary.
+
+    Backends without a meter (the embedded model) are free: their report comes from `usage`.
+    """
+    fn = getattr(llm, "cost_report", None)
+    if callable(fn):
+        report: dict[str, Any] = fn()
+        return report
+    u = llm.usage
+    return {
+        "cost": 0.0,
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "price_per_1k_input": 0.0,
+        "price_per_1k_output": 0.0,
+        "cost_by_batch": {},
+    }
