@@ -39,15 +39,30 @@ def export_amazon(folder: Path) -> tuple[Path, Path]:
     return train, test
 
 
-def run_demo(
+def run_demo(  # noqa: ANN201
     out: str, quick: bool = False, show_progress: bool = True, extra: list[str] | None = None
 ):
+    """Run the demo, print the corpus summary, then its downstream accuracy next to the baselines."""
     from augpe.cli import _print_summary
+    from augpe.embed import SentenceTransformerEmbedder
+    from augpe.evaluate import CachedEmbedder, demo_baselines, format_baselines
     from augpe.pipeline import run
 
-    train, _ = export_amazon(REPO / "data" / "amazon")
+    train, test = export_amazon(REPO / "data" / "amazon")
     overrides = [f"data.path={train}", f"output.dir={out}", "output.overwrite=true"]
     cfg = load_config(DEMO_CONFIG, overrides + (QUICK if quick else []) + (extra or []))
-    result = run(cfg, show_progress=show_progress)
+    # One embedder for the run and the evaluation: the real reviews are embedded once.
+    emb = CachedEmbedder(
+        SentenceTransformerEmbedder(
+            cfg.embedding.model,
+            cfg.embedding.device,
+            cfg.embedding.batch_size,
+            show_progress=show_progress,
+            max_seq_length=cfg.embedding.max_seq_length,
+        )
+    )
+    result = run(cfg, show_progress=show_progress, embedder=emb)
     _print_summary(result)
+    log.info("evaluating: train a classifier on the synthetic reviews, test on 1000 real ones")
+    print(format_baselines(demo_baselines(result.run_dir, train, test, "review", "score", embedder=emb)))
     return result

@@ -1,0 +1,450 @@
+"""Is the synthetic text useful, faithful and worth its budget? `evaluate` answers for one run.
+
+    from augpe.evaluate import evaluate
+    result = evaluate("runs/amazon-demo", "data/amazon/test.csv", real_train="data/amazon/train.csv")
+
+or `augpe eval RUN_DIR --real-test TEST_FILE`. For every corpus in the comparison (the run's
+synthetic corpus; its eps = 0 baseline, i.e. the random API's samples from state/; any corpora
+passed in `compare`, e.g. an eps = inf run; the real training text as the upper bound) it
+measures downstream accuracy on the real test split per label column (fast tier: embeddings +
+logistic regression; papers' tier: fine-tuned encoder), fidelity on sentence embeddings (FID,
+MAUVE, k-NN precision / recall, lengths) and optionally next-word prediction, then writes
+eval.json and report.md (with plots) when `out_dir` is given.
+
+Where the output goes: by default `<RUN_DIR>.eval/`, beside the run folder and not inside it,
+because the real-data numbers in it (upper bound, fidelity to real text) are not DP and the run
+folder holds only release-safe artefacts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from augpe.embed import Embedder
+from augpe.errors import DataError
+from augpe.evaluate.corpus import (
+    EvalError,
+    TextCorpus,
+    is_run_dir,
+    load_corpus,
+    load_run_corpus,
+    population_corpora,
+    random_api_corpus,
+    run_info,
+)
+from augpe.evaluate.downstream import FinetuneSettings, finetune_classifier, linear_probe
+from augpe.evaluate.fidelity import fidelity_metrics, word_counts
+from augpe.evaluate.nextword import LMSettings, next_word_prediction
+from augpe.evaluate.report import headline, write_report
+
+__all__ = [
+    "CachedEmbedder",
+    "EvalError",
+    "EvalOptions",
+    "FinetuneSettings",
+    "LMSettings",
+    "TextCorpus",
+    "default_out_dir",
+    "demo_baselines",
+    "evaluate",
+    "format_baselines",
+    "headline",
+    "measure",
+    "write_report",
+]
+
+log = logging.getLogger("augpe")
+EVAL_JSON = "eval.json"
+TIERS = ("fast", "paper")
+
+
+class CachedEmbedder:
+    """An Embedder that remembers every text it has embedded (in memory only), so the real test
+    set, or the same corpus seen by several metrics, is embedded once per process."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._cache: dict[str, np.ndarray] = {}
+
+    def encode(self, texts: Sequence[str], desc: str = "") -> np.ndarray:
+        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if todo:
+            for t, v in zip(todo, self.inner.encode(todo, desc=desc)):
+                self._cache[t] = v
+        if not texts:
+            return self.inner.encode([], desc=desc)
+        return np.stack([self._cache[t] for t in texts]).astype(np.float32)
+
+
+@dataclass
+class EvalOptions:
+    """What to measure. The defaults are the fast CPU evaluation (seconds to a minute)."""
+
+    tiers: tuple[str, ...] = ("fast",)
+    finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
+    nextword: LMSettings | None = None  # None: skip next-word prediction
+    fidelity: bool = True
+    per_iteration: bool = True
+    knn_k: int = 3
+    max_real_train: int | None = None  # subsample the real upper-bound training set (speed)
+    C: float = 1.0  # logistic regression of the fast tier
+    plots: bool = True
+    embedding_model: str | None = None  # None: the run's embedding.model (or the default MiniLM)
+
+    def __post_init__(self) -> None:
+        bad = [t for t in self.tiers if t not in TIERS]
+        if bad or not self.tiers:
+            raise EvalError(f"unknown evaluation tier(s) {bad}; use {', '.join(TIERS)}")
+
+
+def default_out_dir(corpus: str | Path) -> Path:
+    p = Path(corpus)
+    return p.with_name(p.name + ".eval") if p.is_dir() else p.with_name(p.stem + ".eval")
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return None
+        return "inf" if math.isinf(obj) else obj
+    if isinstance(obj, (np.floating, np.integer)):
+        return _json_safe(obj.item())
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _check_labels(c: TextCorpus, columns: Sequence[str], what: str) -> None:
+    missing = [col for col in columns if col not in c.labels]
+    if missing:
+        raise DataError(
+            f"{c.source} ({what}): label column(s) {missing} not found; it has "
+            f"{c.label_columns or 'no label columns'}"
+        )
+
+
+def _length_histogram(corpora: Mapping[str, Sequence[str]], bins: int = 30) -> dict[str, Any]:
+    counts = {k: word_counts(v) for k, v in corpora.items() if len(v)}
+    if not counts:
+        return {}
+    hi = max(int(np.percentile(np.concatenate(list(counts.values())), 99)), 2)
+    edges = np.linspace(0, hi + 1, bins + 1)
+    return {
+        "bins": [round(float(e), 2) for e in edges],
+        "counts": {
+            k: np.histogram(np.clip(v, 0, hi), edges)[0].tolist() for k, v in counts.items()
+        },
+    }
+
+
+def _collect_notes(results: list[dict[str, Any]]) -> list[str]:
+    """Every per-corpus note (unseen labels, single class, unreliable metrics), prefixed by its corpus."""
+    out: list[str] = []
+    for r in results:
+        for tier in r["downstream"].values():
+            for col, x in tier.items():
+                out += [f"{r['name']} / {col}: {m}" for m in x.get("notes", [])]
+                if x.get("degenerate"):
+                    out.append(f"{r['name']} / {col}: {x['degenerate']}")
+        out += [f"{r['name']}: {m}" for m in (r.get("fidelity") or {}).get("notes", [])]
+    return out
+
+
+def _make_embedder(model: str, show_progress: bool) -> CachedEmbedder:
+    from augpe.embed import SentenceTransformerEmbedder
+
+    return CachedEmbedder(
+        SentenceTransformerEmbedder(model, "cpu", 64, show_progress=show_progress)
+    )
+
+
+def measure(
+    c: TextCorpus,
+    test: TextCorpus,
+    test_emb: np.ndarray,
+    columns: Sequence[str],
+    emb: Embedder,
+    opts: EvalOptions,
+    val: TextCorpus | None = None,
+    full: bool = True,
+) -> dict[str, Any]:
+    """Every metric of one training corpus against the real test corpus (embedded as `test_emb`).
+
+    full=False: the fast tier and fidelity only (used per iteration)."""
+    e = emb.encode(c.texts, desc=f"embed {c.name}")
+    out: dict[str, Any] = {"downstream": {}}
+    for tier in opts.tiers if full else ("fast",):
+        per_col: dict[str, Any] = {}
+        for col in columns:
+            if tier == "fast":
+                per_col[col] = linear_probe(e, c.labels[col], test_emb, test.labels[col], C=opts.C)
+            else:
+                log.info(
+                    "papers' tier: fine-tuning %s on %s (%s)", opts.finetune.model, c.name, col
+                )
+                per_col[col] = finetune_classifier(
+                    c.texts,
+                    c.labels[col],
+                    test.texts,
+                    test.labels[col],
+                    opts.finetune,
+                    val.texts if val else None,
+                    val.labels[col] if val else None,
+                )
+        if per_col:
+            out["downstream"][tier] = per_col
+    if opts.fidelity:
+        out["fidelity"] = fidelity_metrics(test_emb, e, test.texts, c.texts, k=opts.knn_k)
+    if full and opts.nextword is not None:
+        log.info("next-word prediction: training %s on %s", opts.nextword.model, c.name)
+        out["nextword"] = next_word_prediction(c.texts, test.texts, opts.nextword)
+    return out
+
+
+def evaluate(
+    corpus: str | Path,
+    real_test: str | Path,
+    *,
+    real_train: str | Path | None = None,
+    real_val: str | Path | None = None,
+    text_column: str | None = None,
+    label_columns: Sequence[str] | None = None,
+    compare: Mapping[str, str | Path] | None = None,
+    options: EvalOptions | None = None,
+    embedder: Embedder | None = None,
+    out_dir: str | Path | None = None,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """Evaluate a run folder (or any corpus file) against real text; see the module docstring.
+
+    `compare` maps a display name to another run folder or corpus (e.g. {"eps=inf": "runs/inf"}).
+    `real_val`: a real validation split for the papers' tier (default: 10% of each training corpus).
+    Returns the eval.json dictionary; writes eval.json + report.md to `out_dir` when given.
+    """
+    opts = options or EvalOptions()
+    t0 = time.perf_counter()
+    notes: list[str] = []
+    run = run_info(corpus) if is_run_dir(corpus) else None
+    if run is not None:
+        synthetic = load_run_corpus(run.run_dir, "synthetic")
+        text_column = text_column or run.text_column
+        columns = list(label_columns) if label_columns is not None else run.label_columns
+    else:
+        synthetic = load_corpus(
+            corpus,
+            text_column or "text",
+            list(label_columns) if label_columns else None,
+            "synthetic",
+            role="synthetic corpus",
+        )
+        text_column = text_column or "text"
+        columns = list(label_columns) if label_columns is not None else synthetic.label_columns
+    _check_labels(synthetic, columns, "synthetic corpus")
+    test = load_corpus(
+        real_test, text_column, columns, "real test", role="real test file (--real-test)"
+    )
+    _check_labels(test, columns, "real test file")
+    if not columns:
+        notes.append("no label columns: downstream classification skipped")
+
+    entries: list[tuple[str, str, TextCorpus]] = [("synthetic", "synthetic", synthetic)]
+    if run is not None:
+        eps0 = random_api_corpus(run.run_dir)
+        if eps0 is not None:
+            entries.append(("eps=0 (random API)", "baseline", eps0))
+        else:
+            notes.append(
+                "eps=0 baseline unavailable: the run folder has no state/population_00.json"
+            )
+    for name, path in (compare or {}).items():
+        c = load_corpus(path, text_column, columns, name, role=f"compare '{name}'")
+        if len(c) == 0:
+            raise DataError(f"{path} (compare '{name}'): the corpus is empty")
+        _check_labels(c, columns, f"compare '{name}'")
+        entries.append((name, "compare", c))
+    if real_train is not None:
+        rt = load_corpus(
+            real_train, text_column, columns, "real (upper bound)", role="real training file"
+        )
+        _check_labels(rt, columns, "real training file")
+        rt = rt.subsample(opts.max_real_train)
+        if "subsampled_from" in rt.meta:
+            notes.append(
+                f"real upper bound trained on {len(rt)} of {rt.meta['subsampled_from']} real texts"
+            )
+        entries.append(("real (upper bound)", "real", rt))
+    val = None
+    if real_val is not None:
+        val = load_corpus(
+            real_val, text_column, columns, "real validation", role="real validation file"
+        )
+        _check_labels(val, columns, "real validation file")
+
+    emb_model = opts.embedding_model or (run.embedding_model if run else "default")
+    emb = embedder if embedder is not None else _make_embedder(emb_model, show_progress)
+    if not isinstance(emb, CachedEmbedder):
+        emb = CachedEmbedder(emb)
+    test_emb = emb.encode(test.texts, desc="embed real test")
+
+    results = []
+    for name, kind, c in entries:
+        log.info("evaluating %s (%d texts)", name, len(c))
+        r = {
+            "name": name,
+            "kind": kind,
+            "source": c.source,
+            "epsilon": c.epsilon,
+            "n": len(c),
+            "label_counts": {col: c.label_counts(col) for col in columns},
+            **measure(c, test, test_emb, columns, emb, opts, val),
+        }
+        results.append(r)
+
+    per_iter: list[dict[str, Any]] = []
+    if run is not None and opts.per_iteration:
+        stages = [(t, "population", c) for t, c in population_corpora(run.run_dir) if len(c)]
+        if stages:  # without saved populations there is nothing to plot over iterations
+            stages.append((int(run.iterations or len(stages)), "final", synthetic))
+        for t, stage, c in stages:
+            m = (
+                results[0]
+                if stage == "final"
+                else measure(c, test, test_emb, columns, emb, opts, full=False)
+            )
+            f = m.get("fidelity") or {}
+            per_iter.append(
+                {
+                    "iteration": t,
+                    "stage": stage,
+                    "n": len(c),
+                    "accuracy": {col: m["downstream"]["fast"][col]["accuracy"] for col in columns},
+                    **{k: f.get(k) for k in ("fid", "mauve", "precision", "recall")},
+                }
+            )
+
+    hist_src = {e[0]: e[2].texts for e in entries if e[1] != "real"}
+    hist_src["real test"] = test.texts
+    result: dict[str, Any] = {
+        "version": 1,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "corpus": str(run.run_dir if run else corpus),
+        "run_dir": str(run.run_dir) if run else None,
+        "epsilon": run.epsilon if run else None,
+        "text_column": text_column,
+        "label_columns": columns,
+        "real_test": {
+            "source": test.source,
+            "n": len(test),
+            "dropped_empty": test.meta.get("dropped_empty", 0),
+            "label_counts": {col: test.label_counts(col) for col in columns},
+        },
+        "embedding_model": emb.name,
+        "tiers": list(opts.tiers),
+        "knn_k": opts.knn_k,
+        "results": results,
+        "per_iteration": per_iter,
+        "length_histogram": _length_histogram(hist_src),
+        "notes": notes + _collect_notes(results),
+        "not_dp": "real-data numbers here (upper bound, fidelity to real text) are not differentially private",
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    result = _json_safe(result)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / EVAL_JSON).write_text(
+            json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        write_report(result, out, plots=opts.plots)
+    return result
+
+
+# ---- the demo's headline --------------------------------------------------------------------------
+def demo_baselines(
+    run_dir: str | Path,
+    real_train_csv: str | Path,
+    real_test_csv: str | Path,
+    text_col: str,
+    label_col: str,
+    *,
+    embedder: Embedder | None = None,
+    out_dir: str | Path | None = None,
+    max_real_train: int | None = None,
+) -> dict[str, Any]:
+    """Fast-tier accuracy of the run's corpus, its eps = 0 baseline (random-API samples of
+    state/population_00.json, no extra generation) and the real-data bound, on the real test split.
+
+    Returns {"label_column", "synthetic", "eps0", "real", "majority", "n_synthetic", "n_eps0",
+    "n_real", "n_test", "epsilon"}; "eps0" is None when the run has no saved initial population.
+    """
+    res = evaluate(
+        run_dir,
+        real_test_csv,
+        real_train=real_train_csv,
+        text_column=text_col,
+        label_columns=[label_col],
+        embedder=embedder,
+        out_dir=out_dir,
+        options=EvalOptions(
+            fidelity=out_dir is not None,
+            per_iteration=out_dir is not None,
+            max_real_train=max_real_train,
+            plots=out_dir is not None,
+        ),
+    )
+    by_kind = {r["kind"]: r for r in res["results"]}
+
+    def acc(kind: str) -> float | None:
+        r = by_kind.get(kind)
+        return None if r is None else r["downstream"]["fast"][label_col]["accuracy"]
+
+    syn = by_kind["synthetic"]["downstream"]["fast"][label_col]
+    return {
+        "label_column": label_col,
+        "synthetic": acc("synthetic"),
+        "eps0": acc("baseline"),
+        "real": acc("real"),
+        "majority": syn["majority_test_accuracy"],
+        "n_synthetic": by_kind["synthetic"]["n"],
+        "n_eps0": by_kind["baseline"]["n"] if "baseline" in by_kind else 0,
+        "n_real": by_kind["real"]["n"] if "real" in by_kind else 0,
+        "n_test": res["real_test"]["n"],
+        "epsilon": res["epsilon"],
+        "degenerate": syn.get("degenerate"),
+    }
+
+
+def format_baselines(d: Mapping[str, Any]) -> str:
+    """One line for the end of `augpe demo`: the corpus next to the eps = 0 baseline and the real bound."""
+
+    def f(v: Any) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    eps = d.get("epsilon")
+    eps_s = (
+        "inf"
+        if eps in ("inf", math.inf)
+        else (f"{eps:.2f}" if isinstance(eps, (int, float)) else "?")
+    )
+    line = (
+        f"downstream accuracy on {d['n_test']} real test texts ({d['label_column']}, embeddings + "
+        f"logistic regression): synthetic (eps={eps_s}, n={d['n_synthetic']}) {f(d['synthetic'])} | "
+        f"eps=0 random API (n={d['n_eps0']}) {f(d['eps0'])} | real data (n={d['n_real']}) {f(d['real'])} "
+        f"| majority class {f(d['majority'])}"
+    )
+    if d.get("degenerate"):
+        line += "\n  warning: " + str(d["degenerate"])
+    return line

@@ -1,0 +1,308 @@
+"""Downstream utility: train a classifier on one corpus, test it on real text, one label column at a time.
+
+Two tiers:
+- fast (`linear_probe`): frozen sentence embeddings + logistic regression. Seconds on a CPU; the
+  number printed after every run and used by the benchmark runner.
+- papers' (`finetune_classifier`): fine-tune an encoder (roberta-base in the papers) end to end,
+  pick the best epoch on a validation split, mean +- std over seeds. GPU when present.
+
+Both tiers handle the awkward cases the same way, and say so in the result instead of crashing:
+test labels never seen in training count as errors (listed under "unseen_test_labels"); a
+training corpus with a single class predicts that class everywhere ("degenerate").
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from augpe.evaluate._hf import (
+    TINY,
+    batches,
+    load_tokenizer,
+    pick_device,
+    require_transformers,
+    seed_everything,
+)
+
+log = logging.getLogger("augpe")
+
+
+def majority_accuracy(test_y: Sequence[str]) -> float:
+    """Accuracy of always answering the most frequent real test label (the floor to beat)."""
+    if not test_y:
+        return 0.0
+    return Counter(test_y).most_common(1)[0][1] / len(test_y)
+
+
+def _label_report(train_y: Sequence[str], test_y: Sequence[str]) -> dict[str, Any]:
+    seen = set(train_y)
+    unseen = Counter(y for y in test_y if y not in seen)
+    out: dict[str, Any] = {
+        "n_train": len(train_y),
+        "n_test": len(test_y),
+        "train_label_counts": dict(sorted(Counter(train_y).items())),
+        "majority_test_accuracy": round(majority_accuracy(test_y), 5),
+    }
+    if unseen:
+        out["unseen_test_labels"] = dict(sorted(unseen.items()))
+        out.setdefault("notes", []).append(
+            f"{sum(unseen.values())} test texts have labels never seen in training "
+            f"({', '.join(sorted(unseen))}); they count as errors"
+        )
+    return out
+
+
+def _scores(pred: Sequence[str], test_y: Sequence[str]) -> dict[str, float]:
+    from sklearn.metrics import f1_score
+
+    acc = float(np.mean([p == y for p, y in zip(pred, test_y)])) if test_y else 0.0
+    labels = sorted(set(test_y))
+    f1 = float(f1_score(list(test_y), list(pred), labels=labels, average="macro", zero_division=0))
+    return {"accuracy": round(acc, 5), "macro_f1": round(f1, 5)}
+
+
+def _degenerate(
+    train_y: Sequence[str], test_y: Sequence[str], base: dict[str, Any]
+) -> dict[str, Any] | None:
+    if len(set(train_y)) > 1:
+        return None
+    only = train_y[0]
+    base["degenerate"] = (
+        f"the training corpus has a single class ('{only}') in this column: "
+        "no classifier can be trained; every test text is predicted as that class"
+    )
+    return {**base, **_scores([only] * len(test_y), test_y)}
+
+
+def linear_probe(
+    train_emb: np.ndarray,
+    train_y: Sequence[str],
+    test_emb: np.ndarray,
+    test_y: Sequence[str],
+    C: float = 1.0,
+) -> dict[str, Any]:
+    """Fast tier: logistic regression on L2-normalised frozen embeddings."""
+    from sklearn.linear_model import LogisticRegression
+
+    if len(train_y) == 0:
+        raise ValueError("linear_probe: empty training set")
+    base = _label_report(train_y, test_y)
+    base["tier"] = "fast"
+    if (deg := _degenerate(train_y, test_y, base)) is not None:
+        return deg
+    t0 = time.perf_counter()
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    clf = LogisticRegression(C=C, max_iter=2000)
+    clf.fit(unit(train_emb), list(train_y))
+    pred = clf.predict(unit(test_emb)).tolist()
+    return {**base, **_scores(pred, test_y), "seconds": round(time.perf_counter() - t0, 3)}
+
+
+# ---- papers' tier ------------------------------------------------------------------------------
+@dataclass
+class FinetuneSettings:
+    """Fine-tuning of the papers' tier. lr None: 3e-5 for a pretrained model (the papers' value), 1e-3 for
+    'tiny'. The papers ran 10 epochs at max_length 512; the defaults here are cheaper."""
+
+    model: str = "roberta-base"
+    epochs: int = 3
+    lr: float | None = None
+    batch_size: int = 32
+    max_length: int = 128
+    seeds: tuple[int, ...] = (0, 1, 2)
+    val_fraction: float = 0.1
+    device: str | None = None
+    weight_decay: float = 0.01
+    warmup: float = 0.06
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["seeds"] = list(self.seeds)
+        return d
+
+
+def _split_validation(
+    n: int, y: Sequence[str], fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified hold-out of `fraction` of the training corpus (each class keeps >= 1 training text)."""
+    val: list[int] = []
+    by_class: dict[str, list[int]] = {}
+    for i, label in enumerate(y):
+        by_class.setdefault(label, []).append(i)
+    for idx in by_class.values():
+        k = math.floor(len(idx) * fraction)
+        if k and len(idx) - k >= 1:
+            val.extend(rng.choice(idx, size=k, replace=False).tolist())
+    val_set = set(val)
+    train = np.array([i for i in range(n) if i not in val_set], dtype=np.int64)
+    return train, np.array(sorted(val_set), dtype=np.int64)
+
+
+def _build_classifier(model: str, num_labels: int, tokenizer: Any, max_length: int) -> Any:
+    transformers = require_transformers()
+    if model == TINY:
+        cfg = _tiny_cfg(tokenizer, max_length, num_labels=num_labels)
+        return transformers.BertForSequenceClassification(cfg)
+    from augpe.errors import BackendError
+
+    try:
+        return transformers.AutoModelForSequenceClassification.from_pretrained(
+            model, num_labels=num_labels, ignore_mismatched_sizes=True
+        )
+    except Exception as err:  # noqa: BLE001
+        raise BackendError(f"cannot load classifier model '{model}': {err}") from None
+
+
+def _tiny_cfg(tokenizer: Any, max_length: int, **extra: Any) -> Any:
+    from augpe.evaluate._hf import tiny_bert_config
+
+    return tiny_bert_config(
+        len(tokenizer), max_length, pad_token_id=tokenizer.pad_token_id, **extra
+    )
+
+
+def _predict(
+    model: Any, tok: Any, texts: Sequence[str], s: FinetuneSettings, device: str
+) -> np.ndarray:
+    import torch
+
+    model.eval()
+    out: list[np.ndarray] = []
+    with torch.no_grad():
+        for b in batches(len(texts), s.batch_size * 2):
+            enc = tok(
+                [texts[i] for i in b],
+                truncation=True,
+                max_length=s.max_length,
+                padding=True,
+                return_tensors="pt",
+            ).to(device)
+            out.append(model(**enc).logits.argmax(-1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def finetune_classifier(
+    train_texts: Sequence[str],
+    train_y: Sequence[str],
+    test_texts: Sequence[str],
+    test_y: Sequence[str],
+    settings: FinetuneSettings | None = None,
+    val_texts: Sequence[str] | None = None,
+    val_y: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Papers' tier: fine-tune `settings.model`, best epoch by validation accuracy, mean +- std over seeds.
+
+    Validation: the given (real) validation split, else a stratified `val_fraction` of the training
+    corpus. The test accuracy reported for a seed is the one at its best validation epoch.
+    """
+    import torch
+
+    s = settings or FinetuneSettings()
+    if len(train_y) == 0:
+        raise ValueError("finetune_classifier: empty training set")
+    base = _label_report(train_y, test_y)
+    base.update({"tier": "paper", "model": s.model, "settings": s.to_dict()})
+    if (deg := _degenerate(train_y, test_y, base)) is not None:
+        return deg
+    transformers = require_transformers()
+    device = pick_device(s.device)
+    tok = load_tokenizer(s.model)
+    classes = sorted(set(train_y))
+    cid = {c: i for i, c in enumerate(classes)}
+    lr = s.lr if s.lr is not None else (1e-3 if s.model == TINY else 3e-5)
+    t0 = time.perf_counter()
+    per_seed: list[dict[str, Any]] = []
+    for seed in s.seeds:
+        seed_everything(seed)
+        rng = np.random.default_rng(seed)
+        if val_texts is not None and val_y is not None:
+            tr_idx = np.arange(len(train_texts))
+            v_texts, v_y = list(val_texts), list(val_y)
+        else:
+            tr_idx, va_idx = _split_validation(len(train_texts), train_y, s.val_fraction, rng)
+            v_texts, v_y = (
+                [train_texts[i] for i in va_idx.tolist()],
+                [train_y[i] for i in va_idx.tolist()],
+            )
+        tr_texts = [train_texts[i] for i in tr_idx.tolist()]
+        tr_lab = torch.tensor([cid[train_y[i]] for i in tr_idx.tolist()])
+        model = _build_classifier(s.model, len(classes), tok, s.max_length).to(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=s.weight_decay)
+        steps = s.epochs * math.ceil(len(tr_texts) / s.batch_size)
+        sched = transformers.get_linear_schedule_with_warmup(
+            opt, int(s.warmup * steps), max(steps, 1)
+        )
+        history: list[dict[str, float | None]] = []
+        for epoch in range(1, s.epochs + 1):
+            model.train()
+            for b in batches(len(tr_texts), s.batch_size, rng):
+                enc = tok(
+                    [tr_texts[i] for i in b],
+                    truncation=True,
+                    max_length=s.max_length,
+                    padding=True,
+                    return_tensors="pt",
+                ).to(device)
+                loss = model(**enc, labels=tr_lab[b].to(device)).loss
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                opt.zero_grad()
+            val_acc = None
+            if v_texts:
+                vp = _predict(model, tok, v_texts, s, device)
+                val_acc = float(np.mean([classes[p] == y for p, y in zip(vp, v_y)]))
+            tp = [classes[p] for p in _predict(model, tok, test_texts, s, device)]
+            history.append({"epoch": epoch, "val_accuracy": val_acc, **_scores(tp, test_y)})
+        # best epoch by validation (earliest on ties); without validation, the last epoch
+        best = (
+            max(
+                history,
+                key=lambda h: (
+                    h["val_accuracy"] if h["val_accuracy"] is not None else -1.0,
+                    -float(h["epoch"] or 0),
+                ),
+            )
+            if v_texts
+            else history[-1]
+        )
+        per_seed.append(
+            {
+                "seed": seed,
+                "best_epoch": best["epoch"],
+                "accuracy": best["accuracy"],
+                "macro_f1": best["macro_f1"],
+                "val_accuracy": best["val_accuracy"],
+                "history": history,
+            }
+        )
+        del model, opt
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+    accs = np.array([p["accuracy"] for p in per_seed], dtype=np.float64)
+    f1s = np.array([p["macro_f1"] for p in per_seed], dtype=np.float64)
+    return {
+        **base,
+        "accuracy": round(float(accs.mean()), 5),
+        "accuracy_std": round(float(accs.std(ddof=0)), 5),
+        "macro_f1": round(float(f1s.mean()), 5),
+        "validation": "given"
+        if val_texts is not None
+        else f"{s.val_fraction:.0%} of the training corpus",
+        "device": device,
+        "per_seed": per_seed,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
