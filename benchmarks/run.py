@@ -297,8 +297,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     from augpe.embed import SentenceTransformerEmbedder
-    from augpe.llm import make_llm
-    from augpe.pipeline import run
+    from augpe.pipeline import build_llm, run
 
     bench = load_benchmark(args.dataset, args.source, args.data_dir)
     tag = args.tag or time.strftime("%Y%m%d-%H%M%S")
@@ -352,7 +351,8 @@ def _main(args: argparse.Namespace) -> int:
                 wall, tokens = float(done["wall_s"]), int(done["completion_tokens"])
             else:
                 if llm is None:
-                    llm = make_llm(cfg.generation, show_progress=not args.quiet)
+                    # behind the request cache: the runs of one seed share their initial population
+                    llm = build_llm(cfg, show_progress=not args.quiet)
                 tokens0 = llm.usage.completion_tokens
                 log.info("=== %s eps=%s seed=%d -> %s", bench.name, fmt_eps(eps), seed, out)
                 t0 = time.perf_counter()

@@ -98,7 +98,7 @@ class EvalOptions:
     per_iteration: bool = True
     knn_k: int = 3
     max_real_train: int | None = None  # subsample the real upper-bound training set (speed)
-    C: float = 1.0  # logistic regression of the fast tier
+    C: float | None = None  # logistic regression of the fast tier; None: cross-validated
     plots: bool = True
     embedding_model: str | None = None  # None: the run's embedding.model (or the default MiniLM)
 

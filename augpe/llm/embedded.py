@@ -70,7 +70,10 @@ class EmbeddedLLM:
         p.cpuparams.n_threads = n_threads
         p.cpuparams_batch.n_threads = n_threads
         p.verbosity = -1  # llama.cpp logs would drown the progress bars
-        p.cache_prompt = False  # reused KV prefixes change the numerics: seeded runs must repeat
+        # Reusing a slot's KV for the shared prefix (system prompt, instructions) skips ~1/3 of the
+        # prompt tokens, which cost as much as completion tokens on a CPU. The reused KV was computed
+        # in another batch shape, so its last bits differ: off when runs must repeat bit for bit.
+        p.cache_prompt = not deterministic
         self._server: Any = xllamacpp.Server(p)
         self.name = f"embedded:{path.stem}"
         self.n_parallel = n_parallel
