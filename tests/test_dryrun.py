@@ -1,11 +1,11 @@
 """`augpe run --dry-run` counts exactly what a run sends, and sends nothing."""
 
 import pytest
+from fakes_pe import FakeLLM, HashEmbedder, private_rows, small_config, write_jsonl
 
 from augpe import pipeline
 from augpe.cli import main
 from augpe.dryrun import dry_run, request_counts
-from fakes_pe import FakeLLM, HashEmbedder, private_rows, small_config, write_jsonl
 
 
 @pytest.mark.parametrize(

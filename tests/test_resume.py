@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-
 import zlib
 
 import numpy as np
+import pytest
+from fakes_pe import FILLER_WORDS, HashEmbedder, private_rows, small_config, write_jsonl
 
 from augpe import pipeline
 from augpe.llm.base import Generation, Usage
-from fakes_pe import FILLER_WORDS, HashEmbedder, private_rows, small_config, write_jsonl
 
 
 class Killer(Exception):

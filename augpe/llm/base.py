@@ -6,9 +6,11 @@ batch / run them concurrently as it sees fit; it never learns which backend is b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+from tqdm import tqdm
 
 Message = dict[str, str]
 
@@ -59,6 +61,15 @@ class Usage:
     @property
     def tokens_per_second(self) -> float:
         return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+OnResult = Callable[[int, "Generation"], None]
+"""Called as each answer arrives: (index of its request, the answer). Lets a cache store it at once."""
+
+
+def progress_bar(total: int, desc: str, show: bool) -> tqdm:
+    """The one progress bar style of every backend: requests done, tokens in the postfix."""
+    return tqdm(total=total, desc=desc or "generate", unit="req", disable=not show, leave=False)
 
 
 @runtime_checkable

@@ -20,12 +20,12 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from augpe.config import GenerationConfig
-from augpe.llm.base import LLM, Generation, GenerationRequest, Usage
+from augpe.llm.base import LLM, Generation, GenerationRequest, OnResult, Usage
 from augpe.llm.cost import cost_report
 
 __all__ = [
@@ -37,7 +37,6 @@ __all__ = [
     "wrap_with_cache",
 ]
 
-OnResult = Callable[[int, Generation], None]
 CACHE_DIR = ".augpe-cache"
 CACHE_FILE = "requests.sqlite"
 _KEY_VERSION = 1

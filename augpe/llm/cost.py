@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from augpe.errors import AugpeError
-from augpe.llm.base import LLM, Generation, GenerationRequest
+from augpe.llm.base import LLM, Generation, GenerationRequest, OnResult, Usage
 
 __all__ = [
     "Budget",
     "BudgetExceeded",
     "CostMeter",
+    "Metered",
     "Prices",
     "cost_report",
     "estimate_prompt_tokens",
@@ -158,6 +161,40 @@ class CostMeter:
         if not self.prices.free:
             out["cost"] = f"{self.cost:.4f}"
         return out
+
+
+class Metered:
+    """Bookkeeping shared by the metered backends (openai, vllm, transformers).
+
+    `with self.metered(requests, desc):` books the batch's worst case before anything is sent
+    (BudgetExceeded: nothing sent), and on the way out, even on error, adds the wall time and
+    settles the true cost; `self.count(i, g, desc, on_result)` books each answer as it arrives.
+    """
+
+    usage: Usage
+    meter: CostMeter
+
+    @contextmanager
+    def metered(self, requests: Sequence[GenerationRequest], desc: str) -> Iterator[None]:
+        worst = self.meter.reserve(requests, desc)
+        cost_before = self.meter.cost
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.usage.seconds += time.perf_counter() - start
+            self.meter.settle(worst, self.meter.cost - cost_before)
+
+    def count(self, i: int, g: Generation, desc: str, on_result: OnResult | None) -> None:
+        self.usage.add(g)
+        self.meter.record(g, desc)
+        if on_result is not None:
+            on_result(i, g)
+
+    def cost_report(self) -> dict[str, Any]:
+        report = self.meter.report()
+        report["failures"] = self.usage.failures
+        return report
 
 
 def cost_report(llm: LLM) -> dict[str, Any]:

@@ -16,10 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from augpe.errors import BackendError
-from augpe.llm.base import Generation, GenerationRequest, Usage
+from augpe.llm.base import Generation, GenerationRequest, Usage, progress_bar
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -111,20 +109,15 @@ class EmbeddedLLM:
     def generate(self, requests: Sequence[GenerationRequest], desc: str = "") -> list[Generation]:
         start = time.perf_counter()
         results: list[Generation] = []
-        bar = tqdm(
-            total=len(requests),
-            desc=desc or "generate",
-            unit="req",
-            disable=not self.show_progress,
-            leave=False,
-        )
-        with ThreadPoolExecutor(max_workers=self.n_parallel) as pool:
+        with (
+            ThreadPoolExecutor(max_workers=self.n_parallel) as pool,
+            progress_bar(len(requests), desc, self.show_progress) as bar,
+        ):
             for g in pool.map(self._one, requests):
                 results.append(g)
                 self.usage.add(g)
                 bar.update(1)
                 bar.set_postfix(tok=self.usage.completion_tokens, refresh=False)
-        bar.close()
         self.usage.seconds += time.perf_counter() - start
         return results
 

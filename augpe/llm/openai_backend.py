@@ -29,7 +29,6 @@ import os
 import random
 import stat
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -39,8 +38,8 @@ from tqdm import tqdm
 
 from augpe.config import GenerationConfig
 from augpe.errors import BackendError, ConfigError, missing_dependency
-from augpe.llm.base import Generation, GenerationRequest, Message, Usage
-from augpe.llm.cost import Budget, CostMeter, Prices
+from augpe.llm.base import Generation, GenerationRequest, Message, OnResult, Usage, progress_bar
+from augpe.llm.cost import Budget, CostMeter, Metered, Prices
 from augpe.llm.retry import RetryPolicy, is_retryable_status, parse_retry_after
 
 __all__ = ["OpenAILLM", "messages_to_prompt", "read_api_key"]
@@ -48,7 +47,6 @@ __all__ = ["OpenAILLM", "messages_to_prompt", "read_api_key"]
 log = logging.getLogger("augpe")
 
 T = TypeVar("T")
-OnResult = Callable[[int, Generation], None]
 
 _PREFLIGHT_MESSAGES: list[Message] = [{"role": "user", "content": "Reply with the word OK."}]
 
@@ -124,7 +122,7 @@ class _LoopThread:
         self.loop.close()
 
 
-class OpenAILLM:
+class OpenAILLM(Metered):
     """Chat or completions requests to an OpenAI-compatible server, concurrent and retried."""
 
     supports_on_result = True
@@ -383,10 +381,7 @@ class OpenAILLM:
             for fut in asyncio.as_completed(tasks):
                 i, g = await fut
                 out[i] = g
-                self.usage.add(g)
-                self.meter.record(g, desc)
-                if on_result is not None:
-                    on_result(i, g)
+                self.count(i, g, desc, on_result)
                 bar.update(1)
                 bar.set_postfix(
                     **self.meter.postfix(), retries=sum(self.retries.values()), refresh=False
@@ -408,24 +403,14 @@ class OpenAILLM:
         """Answer every request (same order). `on_result(i, g)` sees each answer as it arrives."""
         if not requests:
             return []
-        worst = self.meter.reserve(requests, desc)  # raises BudgetExceeded: nothing sent
-        cost_before = self.meter.cost
-        start = time.perf_counter()
-        bar = tqdm(
-            total=len(requests),
-            desc=desc or "generate",
-            unit="req",
-            disable=not self.show_progress,
-            leave=False,
-        )
-        try:
-            return self._loop.run(self._all(requests, desc, bar, on_result))
-        except _Fatal as err:
-            raise BackendError(str(err)) from None
-        finally:
-            bar.close()
-            self.usage.seconds += time.perf_counter() - start
-            self.meter.settle(worst, self.meter.cost - cost_before)
+        with (
+            self.metered(requests, desc),
+            progress_bar(len(requests), desc, self.show_progress) as bar,
+        ):
+            try:
+                return self._loop.run(self._all(requests, desc, bar, on_result))
+            except _Fatal as err:
+                raise BackendError(str(err)) from None
 
     def _preflight(self) -> None:
         """A 1-token request: a bad key, model, endpoint or parameter fails here, not mid-run."""
@@ -454,10 +439,7 @@ class OpenAILLM:
             )
 
     def cost_report(self) -> dict[str, Any]:
-        report = self.meter.report()
-        report["retries"] = dict(self.retries)
-        report["failures"] = self.usage.failures
-        return report
+        return {**super().cost_report(), "retries": dict(self.retries)}
 
     def close(self) -> None:
         client = self._client

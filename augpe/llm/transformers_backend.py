@@ -19,22 +19,18 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from augpe.config import GenerationConfig
 from augpe.errors import BackendError, ConfigError, missing_dependency
-from augpe.llm.base import Generation, GenerationRequest, Message, Usage
-from augpe.llm.cost import Budget, CostMeter, Prices
+from augpe.llm.base import Generation, GenerationRequest, Message, OnResult, Usage, progress_bar
+from augpe.llm.cost import Budget, CostMeter, Metered, Prices
 
 __all__ = ["TransformersLLM", "resolve_device_dtype"]
 
 log = logging.getLogger("augpe")
-OnResult = Callable[[int, Generation], None]
 
 _DTYPES = {
     "float16": "float16",
@@ -135,7 +131,7 @@ def _make_stopper(
     return RowStop()
 
 
-class TransformersLLM:
+class TransformersLLM(Metered):
     """A `transformers` causal LM behind the LLM Protocol."""
 
     supports_on_result = True
@@ -333,43 +329,26 @@ class TransformersLLM:
     ) -> list[Generation]:
         if not requests:
             return []
-        worst = self.meter.reserve(requests, desc)
-        cost_before = self.meter.cost
-        start = time.perf_counter()
-        prompts = [self.render(r.messages) for r in requests]
-        lengths = [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
-        # Similar lengths together: less padding, and similar max_tokens waste fewer steps.
-        order = sorted(range(len(requests)), key=lambda i: (lengths[i], requests[i].max_tokens))
         out: list[Generation | None] = [None] * len(requests)
-        bar = tqdm(
-            total=len(requests),
-            desc=desc or "generate",
-            unit="req",
-            disable=not self.show_progress,
-            leave=False,
-        )
-        try:
+        with (
+            self.metered(requests, desc),
+            progress_bar(len(requests), desc, self.show_progress) as bar,
+        ):
+            prompts = [self.render(r.messages) for r in requests]
+            lengths = [
+                len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts
+            ]
+            # Similar lengths together: less padding, and similar max_tokens waste fewer steps.
+            order = sorted(range(len(requests)), key=lambda i: (lengths[i], requests[i].max_tokens))
             for k in range(0, len(order), self.batch_size):
                 idx = order[k : k + self.batch_size]
                 gens = self._safe_batch([requests[i] for i in idx], [prompts[i] for i in idx])
                 for i, g in zip(idx, gens):
                     out[i] = g
-                    self.usage.add(g)
-                    self.meter.record(g, desc)
-                    if on_result is not None:
-                        on_result(i, g)
+                    self.count(i, g, desc, on_result)
                 bar.update(len(idx))
                 bar.set_postfix(**self.meter.postfix(), refresh=False)
-        finally:
-            bar.close()
-            self.usage.seconds += time.perf_counter() - start
-            self.meter.settle(worst, self.meter.cost - cost_before)
         return [g for g in out if g is not None]
-
-    def cost_report(self) -> dict[str, Any]:
-        report = self.meter.report()
-        report["failures"] = self.usage.failures
-        return report
 
     def close(self) -> None:
         self.model = None

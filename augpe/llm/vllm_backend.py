@@ -13,21 +13,19 @@ split the batch until the offending request is alone, so only that sample fails.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from augpe.config import GenerationConfig
 from augpe.errors import BackendError, ConfigError, missing_dependency
-from augpe.llm.base import Generation, GenerationRequest, Usage
-from augpe.llm.cost import Budget, CostMeter, Prices
+from augpe.llm.base import Generation, GenerationRequest, OnResult, Usage
+from augpe.llm.cost import Budget, CostMeter, Metered, Prices
 from augpe.llm.openai_backend import messages_to_prompt
 
 __all__ = ["VLLMLLM"]
 
 log = logging.getLogger("augpe")
-OnResult = Callable[[int, Generation], None]
 
 
 def _import_vllm() -> Any:
@@ -38,7 +36,7 @@ def _import_vllm() -> Any:
     return vllm
 
 
-class VLLMLLM:
+class VLLMLLM(Metered):
     """An in-process vLLM engine behind the LLM Protocol."""
 
     supports_on_result = True
@@ -168,25 +166,11 @@ class VLLMLLM:
     ) -> list[Generation]:
         if not requests:
             return []
-        worst = self.meter.reserve(requests, desc)
-        cost_before = self.meter.cost
-        start = time.perf_counter()
-        try:
+        with self.metered(requests, desc):
             gens = self._safe_run(requests)
             for i, g in enumerate(gens):
-                self.usage.add(g)
-                self.meter.record(g, desc)
-                if on_result is not None:
-                    on_result(i, g)
-        finally:
-            self.usage.seconds += time.perf_counter() - start
-            self.meter.settle(worst, self.meter.cost - cost_before)
+                self.count(i, g, desc, on_result)
         return gens
-
-    def cost_report(self) -> dict[str, Any]:
-        report = self.meter.report()
-        report["failures"] = self.usage.failures
-        return report
 
     def close(self) -> None:
         self._engine = None
