@@ -243,6 +243,13 @@ class EmbeddingConfig(_Section):
         None, ge=8, description="truncate texts to this many tokens (None = the model's own limit)"
     )
     cache_private: bool = Field(True, description="cache private embeddings in the private folder")
+    overlap: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="embed the private data while the initial population is generated (it needs "
+        "no private data). auto: on unless generation and embedding share the local CPU "
+        "(embedded backend, or transformers on CPU, with a CPU embedder), where both are "
+        "compute-bound and running them together only makes them fight for the same cores",
+    )
 
 
 class PEConfig(_Section):

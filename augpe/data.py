@@ -183,7 +183,13 @@ def _parse_jsonl(text: str, path: str) -> pd.DataFrame:
                 raise DataError(f"{path}: item {i} of the JSON array is not an object")
             records.append(obj)
         return pd.DataFrame.from_records(records) if records else pd.DataFrame()
-    records = []
+    records = jsonl_records(text, path)
+    return pd.DataFrame.from_records(records) if records else pd.DataFrame()
+
+
+def jsonl_records(text: str, path: str | Path) -> list[dict[str, Any]]:
+    """One JSON object per non-blank line; errors name the file and the line."""
+    records: list[dict[str, Any]] = []
     # split("\n"), not splitlines(): U+2028 and friends are legal inside JSON strings.
     for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
@@ -195,7 +201,7 @@ def _parse_jsonl(text: str, path: str) -> pd.DataFrame:
         if not isinstance(obj, dict):
             raise DataError(f"{path}: line {lineno} is not a JSON object")
         records.append(obj)
-    return pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    return records
 
 
 def _read_parquet(p: Path) -> pd.DataFrame:

@@ -12,11 +12,13 @@ from pathlib import Path
 
 from augpe.config import load_config
 from augpe.errors import missing_dependency
+from augpe.resources import REPO, in_checkout, shipped_dir
 
 log = logging.getLogger("augpe")
 
-REPO = Path(__file__).resolve().parent.parent
-DEMO_CONFIG = REPO / "configs" / "amazon-demo.yaml"
+DEMO_CONFIG = shipped_dir("configs") / "amazon-demo.yaml"
+# The exported reviews: data/ of the checkout, or ./augpe-data/ beside an installed wheel.
+DEMO_DATA = (REPO / "data" if in_checkout() else Path.cwd() / "augpe-data") / "amazon"
 QUICK = ["pe.iterations=2", "pe.samples=8", "pe.variations=2", "generation.length.max_tokens=48"]
 
 
@@ -48,7 +50,7 @@ def run_demo(  # noqa: ANN201
     from augpe.evaluate import CachedEmbedder, demo_baselines, format_baselines
     from augpe.pipeline import run
 
-    train, test = export_amazon(REPO / "data" / "amazon")
+    train, test = export_amazon(DEMO_DATA)
     overrides = [f"data.path={train}", f"output.dir={out}", "output.overwrite=true"]
     cfg = load_config(DEMO_CONFIG, overrides + (QUICK if quick else []) + (extra or []))
     # One embedder for the run and the evaluation: the real reviews are embedded once.
@@ -64,5 +66,9 @@ def run_demo(  # noqa: ANN201
     result = run(cfg, show_progress=show_progress, embedder=emb)
     _print_summary(result)
     log.info("evaluating: train a classifier on the synthetic reviews, test on 1000 real ones")
-    print(format_baselines(demo_baselines(result.run_dir, train, test, "review", "score", embedder=emb)))
+    print(
+        format_baselines(
+            demo_baselines(result.run_dir, train, test, "review", "score", embedder=emb)
+        )
+    )
     return result

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from augpe.errors import BackendError
+from augpe.timing import Timer
 
 
 @runtime_checkable
@@ -101,3 +104,51 @@ def embed_private(
     np.save(tmp, emb)
     os.replace(tmp, path)
     return emb
+
+
+class PrivateEmbeddings:
+    """The private embeddings, computed once: at once, or on a background thread (`background`)
+    while the caller goes on with work that needs no private data (the initial population).
+
+    `get()` waits for them (the wait is timed as stage "wait_private"); `after(embedder)` is the
+    embedder for everything else, whose calls first wait, so one model never runs on two threads.
+    """
+
+    def __init__(
+        self, compute: Callable[[], np.ndarray], background: bool, timer: Timer | None = None
+    ) -> None:
+        self._timer = timer or Timer()
+        self._future: Future[np.ndarray] = Future()
+        if background:
+            # A daemon thread: an error or Ctrl-C in the main thread does not wait for it.
+            threading.Thread(
+                target=self._fill, args=(compute,), name="augpe-embed-private", daemon=True
+            ).start()
+        else:
+            self._future.set_result(compute())
+
+    def _fill(self, compute: Callable[[], np.ndarray]) -> None:
+        try:
+            self._future.set_result(compute())
+        except BaseException as err:  # handed to the main thread by get()
+            self._future.set_exception(err)
+
+    def get(self) -> np.ndarray:
+        if not self._future.done():
+            with self._timer.stage(0, "wait_private"):
+                return self._future.result()
+        return self._future.result()
+
+    def after(self, embedder: Embedder) -> Embedder:
+        return _AfterPrivate(embedder, self)
+
+
+class _AfterPrivate:
+    def __init__(self, inner: Embedder, private: PrivateEmbeddings) -> None:
+        self.inner = inner
+        self.private = private
+        self.name = inner.name
+
+    def encode(self, texts: Sequence[str], desc: str = "") -> np.ndarray:
+        self.private.get()
+        return self.inner.encode(texts, desc)

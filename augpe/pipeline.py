@@ -31,7 +31,7 @@ import yaml
 from augpe.apis import TextAPIs
 from augpe.config import Config
 from augpe.data import PrivateData, load_private_data
-from augpe.embed import Embedder, SentenceTransformerEmbedder, embed_private
+from augpe.embed import Embedder, PrivateEmbeddings, SentenceTransformerEmbedder, embed_private
 from augpe.errors import ConfigError
 from augpe.evolve import Candidates, evolve
 from augpe.llm import make_llm
@@ -266,6 +266,29 @@ def build_embedder(cfg: Config, show_progress: bool = True) -> Embedder:
     )
 
 
+def overlap_private(cfg: Config) -> bool:
+    """Whether the private embedding runs alongside the initial generation (`embedding.overlap`)."""
+    if cfg.embedding.overlap != "auto":
+        return cfg.embedding.overlap == "on"
+    if cfg.embedding.device != "cpu":
+        return True
+    gen = cfg.generation
+    members = [gen.mixture_member(i)[0] for i in range(len(gen.mixture))] or [gen]
+
+    def on_cpu(g: Any) -> bool:
+        if g.backend == "embedded":
+            return True
+        if g.backend != "transformers":
+            return False  # a server (openai-compatible) or vLLM on a GPU
+        if g.device is not None:
+            return str(g.device) == "cpu"
+        import torch
+
+        return not torch.cuda.is_available()
+
+    return not any(on_cpu(g) for g in members)
+
+
 def build_components(cfg: Config, show_progress: bool = True) -> tuple[LLM, Embedder]:
     """Both models, loaded once per run."""
     return build_llm(cfg, show_progress), build_embedder(cfg, show_progress)
@@ -382,22 +405,27 @@ def _run_loaded(
     embedder: Embedder,
     timer: Timer,
 ) -> RunResult:
-    with timer.stage(0, "embed_private"):
-        priv_emb = embed_private(
-            embedder,
-            data.texts,
-            data.fingerprint(),
-            private_dir / "cache" if cfg.embedding.cache_private else None,
-        )
+    def embed_all_private() -> np.ndarray:
+        with timer.stage(0, "embed_private"):
+            return embed_private(
+                embedder,
+                data.texts,
+                data.fingerprint(),
+                private_dir / "cache" if cfg.embedding.cache_private else None,
+            )
+
     sizes, noisy_counts = class_sizes(
         cfg, data, store, sigma_counts, np.random.default_rng([noise_seed, 0])
     )
     descriptions = [cfg.generation.label_descriptions.get(c, c) for c in data.class_names]
     apis = TextAPIs(llm, prompts, cfg.generation, descriptions, cfg.seed)
+    # The initial population needs no private data: its generation can hide the private embedding.
+    overlap = overlap_private(cfg)
+    private = PrivateEmbeddings(embed_all_private, background=overlap, timer=timer)
 
     def vote(emb: np.ndarray, classes: np.ndarray) -> np.ndarray:
         return vote_histogram(
-            priv_emb,
+            private.get(),
             data.class_ids,
             emb,
             classes,
@@ -410,7 +438,7 @@ def _run_loaded(
     # 4. The method.
     result = evolve(
         apis,
-        embedder,
+        private.after(embedder),  # the model is free once the private texts are done
         vote,
         sizes,
         cfg.pe,
@@ -435,7 +463,7 @@ def _run_loaded(
         "seconds": round(usage.seconds, 3),
         "tokens_per_second": round(usage.tokens_per_second, 2),
     }
-    timings = {**timer.to_dict(), "generation": gen_usage}
+    timings = {**timer.to_dict(), "overlap_private": overlap, "generation": gen_usage}
     write_json(root / "timings.json", timings)
     write_jsonl(
         root / "iterations.jsonl",

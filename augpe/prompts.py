@@ -101,12 +101,10 @@ class PromptSet:
 
 
 def prompts_dir() -> Path:
-    """The shipped prompt sets: ``augpe/prompts`` when installed, else the repo's ``prompts/``."""
-    here = Path(__file__).resolve().parent
-    installed = here / "prompts"
-    if installed.is_dir():
-        return installed
-    return here.parent / "prompts"
+    """The shipped prompt sets: the repo's ``prompts/`` (``augpe/_prompts`` in a wheel)."""
+    from augpe.resources import shipped_dir
+
+    return shipped_dir("prompts")
 
 
 def available_prompt_sets() -> list[str]:

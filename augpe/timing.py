@@ -1,7 +1,13 @@
-"""Per-stage wall time, per iteration: written to timings.json and shown in the summary."""
+"""Per-stage wall time, per iteration: written to timings.json and shown in the summary.
+
+Stages are exclusive: a stage entered inside another (on the same thread) stops the outer one's
+clock, so one thread's stages never count the same second twice. A stage run on another thread
+(the private embedding, overlapped with the initial generation) has its own clock.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -12,14 +18,23 @@ class Timer:
     def __init__(self) -> None:
         self.seconds: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self.start = time.perf_counter()
+        self._local = threading.local()
+        self._lock = threading.Lock()
 
     @contextmanager
     def stage(self, iteration: int, name: str) -> Iterator[None]:
+        stack: list[float] = self._local.__dict__.setdefault("stack", [])
+        stack.append(0.0)  # time spent in stages nested inside this one
         t0 = time.perf_counter()
         try:
             yield
         finally:
-            self.seconds[iteration][name] += time.perf_counter() - t0
+            elapsed = time.perf_counter() - t0
+            nested = stack.pop()
+            with self._lock:
+                self.seconds[iteration][name] += elapsed - nested
+            if stack:
+                stack[-1] += elapsed
 
     def iteration(self, t: int) -> dict[str, float]:
         return {k: round(v, 3) for k, v in self.seconds.get(t, {}).items()}

@@ -223,3 +223,112 @@ def test_ivf_index_is_trained_on_synthetic_rows_only():
     b = build_ivf(syn, "l2", nlist=4)  # no private argument exists; same synthetic -> same index
     ca, cb = a.quantizer.reconstruct_n(0, 4), b.quantizer.reconstruct_n(0, 4)
     np.testing.assert_array_equal(ca, cb)
+
+
+# ---- the private embedding overlapped with the initial generation ------------------------------
+class GatedEmbedder(HashEmbedder):
+    """Logs its calls. The private encode waits (up to `wait` s) for the LLM's first call: it can
+    only see that call if it runs alongside the initial generation."""
+
+    def __init__(self, log: list[str], gate: Any, wait: float, fail: bool = False) -> None:
+        super().__init__(dim=32, name="gated-hash")
+        self.log, self.gate, self.wait, self.fail = log, gate, wait, fail
+
+    def encode(self, texts: Sequence[str], desc: str = "") -> np.ndarray:
+        if desc != "embed private":
+            self.log.append("synthetic")
+            return super().encode(texts, desc)
+        self.log.append("private:start")
+        self.log.append("private:saw-generation" if self.gate.wait(self.wait) else "private:alone")
+        if self.fail:
+            raise RuntimeError("embedding model crashed")
+        out = super().encode(texts, desc)
+        self.log.append("private:end")
+        return out
+
+
+class GateLLM(FakeLLM):
+    def __init__(self, log: list[str], gate: Any) -> None:
+        super().__init__(seed=1)
+        self.log, self.gate = log, gate
+
+    def generate(self, requests: Sequence[Any], desc: str = "") -> list[Any]:
+        self.log.append("generate")
+        self.gate.set()
+        return super().generate(requests, desc)
+
+
+def _gated_run(tmp_path: Path, overlap: str, wait: float, fail: bool = False) -> dict[str, Any]:
+    import threading
+
+    data = write_jsonl(tmp_path / "private.jsonl", private_rows(40, seed=5))
+    log: list[str] = []
+    gate = threading.Event()
+    cfg = small_config(
+        data,
+        tmp_path / f"run-{overlap}",
+        pe={"iterations": 2, "samples": 8, "variations": 2},
+        embedding={"overlap": overlap},
+    )
+    result = pipeline.run(
+        cfg,
+        show_progress=False,
+        llm=GateLLM(log, gate),
+        embedder=GatedEmbedder(log, gate, wait, fail),
+    )
+    timings = json.loads((result.run_dir / "timings.json").read_text())
+    return {"log": log, "result": result, "timings": timings}
+
+
+def test_private_embedding_runs_alongside_the_initial_generation(tmp_path: Path) -> None:
+    on = _gated_run(tmp_path, "on", wait=30.0)
+    log = on["log"]
+    assert log.count("private:start") == 1 and "private:saw-generation" in log
+    # the embedding model is never used for synthetic text before the private texts are done
+    assert log.index("private:end") < log.index("synthetic")
+    assert on["timings"]["overlap_private"] is True
+    assert on["timings"]["totals"]["embed_private"] > 0
+
+    off = _gated_run(tmp_path, "off", wait=0.05)
+    assert off["log"][:3] == ["private:start", "private:alone", "private:end"]
+    assert off["log"].index("private:end") < off["log"].index("generate")
+    assert off["timings"]["overlap_private"] is False
+    # overlapping changes when the work is done, never what comes out
+    assert on["result"].samples == off["result"].samples
+
+
+def test_a_failed_background_private_embedding_stops_the_run(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="embedding model crashed"):
+        _gated_run(tmp_path, "on", wait=30.0, fail=True)
+
+
+def test_overlap_auto_is_off_only_when_generation_and_embedding_share_the_cpu(
+    tmp_path: Path,
+) -> None:
+    def cfg(**gen: object) -> Any:
+        return small_config(
+            tmp_path / "x.jsonl", tmp_path / "r", generation={"prompts": "generic", **gen}
+        )
+
+    assert pipeline.overlap_private(cfg(backend="embedded")) is False
+    assert pipeline.overlap_private(cfg(backend="openai", model="m")) is True
+    assert pipeline.overlap_private(cfg(backend="transformers", model="m", device="cpu")) is False
+    assert pipeline.overlap_private(cfg(backend="transformers", model="m", device="cuda")) is True
+    mixed = cfg(backend="openai", model="m", mixture=[{"backend": "embedded", "weight": 1}])
+    assert pipeline.overlap_private(mixed) is False
+    on = small_config(tmp_path / "x.jsonl", tmp_path / "r", embedding={"overlap": "on"})
+    assert pipeline.overlap_private(on) is True
+
+
+def test_timer_stages_are_exclusive_on_one_thread() -> None:
+    import time
+
+    from augpe.timing import Timer
+
+    t = Timer()
+    with t.stage(1, "embed"):
+        time.sleep(0.05)
+        with t.stage(0, "wait_private"):
+            time.sleep(0.2)
+    assert 0.2 <= t.seconds[0]["wait_private"] < 0.3
+    assert 0.05 <= t.seconds[1]["embed"] < 0.15  # the nested wait is not counted twice

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from augpe.data import CLASS_SEP, read_table
+from augpe.data import CLASS_SEP, jsonl_records, read_table
 from augpe.errors import AugpeError, DataError
 
 CORPUS_FILE = "synthetic.jsonl"
@@ -163,22 +163,11 @@ def _as_float(v: Any) -> float | None:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"cannot read {path}: {err}") from None
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}: malformed JSON on line {lineno}: {err.msg}") from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{path}: line {lineno} is not a JSON object")
-        rows.append(obj)
-    return rows
+    return jsonl_records(text, path)
 
 
 def read_synthetic_jsonl(

@@ -236,7 +236,9 @@ def schedule_sigmas(
     target and the composed eps is checked before returning.
     """
     if len(weights) == 0 or any(not (w > 0 and math.isfinite(w)) for w in weights):
-        raise ConfigError("privacy.schedule: weights must be positive finite numbers, one per iteration")
+        raise ConfigError(
+            "privacy.schedule: weights must be positive finite numbers, one per iteration"
+        )
     if count_share is not None and not (0.0 < count_share < 1.0):
         raise ConfigError(
             f"privacy.class_count_share must be strictly between 0 and 1, got {count_share}"
