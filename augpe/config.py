@@ -251,6 +251,12 @@ class EmbeddingConfig(_Section):
         "compute-bound and running them together only makes them fight for the same cores",
     )
 
+    @field_validator("overlap", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, v: object) -> object:
+        # YAML reads a bare on / off as a boolean
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
 
 class PEConfig(_Section):
     """Private Evolution: population, voting and selection."""

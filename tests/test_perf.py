@@ -332,3 +332,17 @@ def test_timer_stages_are_exclusive_on_one_thread() -> None:
             time.sleep(0.2)
     assert 0.2 <= t.seconds[0]["wait_private"] < 0.3
     assert 0.05 <= t.seconds[1]["embed"] < 0.15  # the nested wait is not counted twice
+
+
+def test_overlap_reads_yaml_on_and_off(tmp_path: Path) -> None:
+    from augpe.config import apply_override, parse_config
+    from augpe.errors import ConfigError
+
+    for text, want in (("off", "off"), ("on", "on"), ("true", "on"), ("auto", "auto")):
+        raw = small_config(tmp_path / "x.jsonl", tmp_path / "r").dump()
+        apply_override(raw, f"embedding.overlap={text}")
+        assert parse_config(raw).embedding.overlap == want
+    raw = small_config(tmp_path / "x.jsonl", tmp_path / "r").dump()
+    apply_override(raw, "embedding.overlap=sometimes")
+    with pytest.raises(ConfigError, match="embedding.overlap"):
+        parse_config(raw)
