@@ -47,6 +47,7 @@ class EmbeddedLLM:
         threads: int | None = None,
         show_progress: bool = True,
         deterministic: bool = False,
+        cache_prompt: bool | None = None,
     ) -> None:
         if deterministic:
             # Batched decoding mixes requests in one llama.cpp batch, and its kernels' rounding
@@ -71,7 +72,7 @@ class EmbeddedLLM:
         # Reusing a slot's KV for the shared prefix (system prompt, instructions) skips ~1/3 of the
         # prompt tokens, which cost as much as completion tokens on a CPU. The reused KV was computed
         # in another batch shape, so its last bits differ: off when runs must repeat bit for bit.
-        p.cache_prompt = not deterministic
+        p.cache_prompt = (not deterministic) if cache_prompt is None else cache_prompt
         self._server: Any = xllamacpp.Server(p)
         self.name = f"embedded:{path.stem}"
         self.n_parallel = n_parallel
