@@ -64,6 +64,14 @@ def _print_summary(result: Any) -> None:
         f"{g['retried']} retried, model {g['model']}"
     )
     print(f"  wall time: {s['wall_seconds']:.1f} s; ledger: {result.run_dir / 'ledger.json'}")
+    stages = s.get("stages_seconds") or {}
+    if stages:
+        note = (
+            " (private embedding alongside the initial generation)"
+            if s.get("overlap_private")
+            else ""
+        )
+        print("  stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()) + note)
     for r in result.samples[:3]:
         print(f"  e.g. [{r['class']}] {r['text'][:160]!r}")
 

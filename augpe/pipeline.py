@@ -488,6 +488,8 @@ def _run_loaded(
         "generation": {**apis.stats.to_dict(), **gen_usage, "model": llm.name},
         "cost": cost_report(llm),
         "wall_seconds": timings["wall_seconds"],
+        "stages_seconds": timings["totals"],
+        "overlap_private": overlap,
     }
     write_json(root / "summary.json", summary)
     return RunResult(root, corpus, rows, ledger, summary)

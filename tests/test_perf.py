@@ -117,6 +117,9 @@ def test_timings_json_has_every_stage_per_iteration_and_generator_tokens(counted
     assert gen["completion_tokens"] > 0 and gen["requests"] > 0
     assert "tokens_per_second" in gen and "seconds" in gen
     assert timings["wall_seconds"] >= sum(timings["totals"].values()) - 1e-3
+    assert timings["overlap_private"] is False  # auto: embedded generator and embedder share the CPU
+    summary = counted_run["result"].summary
+    assert summary["stages_seconds"] == timings["totals"]
 
 
 # ---- the streamed vote --------------------------------------------------------------------------
