@@ -471,6 +471,16 @@ def write_results(
             "private records, paid once per process (the first DP run). MAUVE needs a few hundred texts per "
             "side (n/10 buckets): with fewer it is close to 1 for almost any corpus."
         ),
+        (
+            "- the runs share a request cache: a request already answered (same prompt, seed and "
+            "settings) is not generated again, so the DP runs of one seed generate the initial "
+            "population once (the first of them pays it) and the variations of parents they "
+            "select alike once; gen tokens, generate s and wall s count only what a run generated."
+        ),
+        (
+            "- the fast tier's C is chosen by 5-fold cross-validation on each training corpus; the "
+            "majority class of the real test split scores the accuracy printed under the plot."
+        ),
         f"- this invocation: {total_s:.0f} s"
         + (
             " (runs reused by --resume keep the times of the invocation that made them)"
