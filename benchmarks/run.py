@@ -126,6 +126,15 @@ def random_api_run(cfg: Config, llm: Any, out: Path) -> dict[str, Any]:
     return summary
 
 
+def same_config(stored: Any, cfg: Config) -> bool:
+    """Whether a finished run was made with `cfg`. The stored config is read through today's
+    config model, so a setting added since (at its default) does not discard a finished run."""
+    try:
+        return parse_config(stored).dump() == cfg.dump()
+    except AugpeError:
+        return False
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     a = np.asarray(values, dtype=np.float64)
     return float(a.mean()), float(a.std(ddof=0)) if len(a) > 1 else 0.0
@@ -340,7 +349,7 @@ def _main(args: argparse.Namespace) -> int:
             cfg = make_config(bench, eps, seed, out, args.set)
             marker = out / MARKER
             done = json.loads(marker.read_text()) if args.resume and marker.is_file() else None
-            if done is not None and done.get("config") == cfg.dump():
+            if done is not None and same_config(done.get("config"), cfg):
                 log.info(
                     "=== %s eps=%s seed=%d: reusing the finished run in %s",
                     bench.name,

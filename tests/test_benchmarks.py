@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from collections.abc import Sequence
@@ -260,7 +261,7 @@ def test_runner_end_to_end_writes_one_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import augpe.embed
-    import augpe.llm
+    import augpe.pipeline
 
     rows = [
         {
@@ -279,7 +280,7 @@ def test_runner_end_to_end_writes_one_table(
         config={"generation": {"prompts": "generic"}},
     )
     monkeypatch.setattr(runner, "load_benchmark", lambda name, source, data_dir: bench)
-    monkeypatch.setattr(augpe.llm, "make_llm", lambda cfg, show_progress=True: VaryingLLM())
+    monkeypatch.setattr(augpe.pipeline, "make_llm", lambda cfg, show_progress=True: VaryingLLM())
     monkeypatch.setattr(augpe.embed, "SentenceTransformerEmbedder", FakeSentenceEmbedder)
     args = [
         "--dataset",
@@ -318,6 +319,11 @@ def test_runner_end_to_end_writes_one_table(
     assert (tmp_path / "runs" / "tiny-t" / "epsinf-seed1.eval" / "report.md").is_file()
     # --resume reuses finished runs: no generation at all the second time
     monkeypatch.setattr(
-        augpe.llm, "make_llm", lambda cfg, show_progress=True: pytest.fail("regenerated")
+        augpe.pipeline, "make_llm", lambda cfg, show_progress=True: pytest.fail("regenerated")
     )
+    # ... even when a setting was added to the config model since (stored without it)
+    marker = tmp_path / "runs" / "tiny-t" / "epsinf-seed1" / "bench_run.json"
+    stored = json.loads(marker.read_text())
+    del stored["config"]["embedding"]["overlap"]
+    marker.write_text(json.dumps(stored))
     assert runner.main(args + ["--resume"]) == 0
