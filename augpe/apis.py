@@ -27,6 +27,7 @@ from augpe.textops import (
     mask_probability,
     mask_text,
     max_tokens_for,
+    strip_instruction_echo,
     target_words,
 )
 
@@ -180,12 +181,13 @@ class TextAPIs:
                 [b[0] for b in built], desc=desc if not attempt else f"{desc} retry {attempt}"
             )
             still: list[_Job] = []
-            for job, (_, echo_ref), gen in zip(pending, built, gens):
+            for job, (built_req, echo_ref), gen in zip(pending, built, gens):
                 if gen.text is None:
                     stats.failures["error"] += 1
                     still.append(job)
                     continue
-                text = clean_generation(gen.text)
+                instruction = built_req.messages[-1]["content"]
+                text = clean_generation(strip_instruction_echo(gen.text, instruction))
                 if text is None:
                     stats.failures["empty_or_malformed"] += 1
                     still.append(job)

@@ -193,6 +193,23 @@ def clean_generation(text: str) -> str | None:
     return out
 
 
+def strip_instruction_echo(text: str, instruction: str) -> str:
+    """Drop a leading copy of the request's instruction, which small models often write first:
+    "Rewrite this positive, 5 stars product review in a friendly tone.\nI had a blast ..." or
+    "Rating: positive, 5 stars. I'm loving ...". The echo is recognised by the instruction's first
+    two words; it ends at the first line break (within 250 characters) or else at the first
+    sentence end or colon after those words."""
+    head = [w.lower() for w in instruction.split()[:2]]
+    m = re.match(r"\s*(\S+)\s+(\S+)", text)
+    if len(head) < 2 or m is None or [m.group(1).lower(), m.group(2).lower()] != head:
+        return text
+    newline = text.find("\n", m.end())
+    if 0 <= newline <= 250:
+        return text[newline + 1 :]
+    end = re.compile(r"[.:!?](\s|$)").search(text, m.end())
+    return text[end.end() :] if end else text
+
+
 def _norm(text: str) -> str:
     return "".join(text.lower().split())
 

@@ -103,7 +103,9 @@ def test_failed_generations_are_not_cached_and_are_asked_again(tmp_path):
         llm.close()
         seeds = [b["seed"] for b in srv.bodies]
     assert first[1].text is None and second[1].text
-    assert seeds == [0, 1, 1]  # seed 0 came from the cache the second time; seed 1 was asked again
+    # seed 0 came from the cache the second time; seed 1 was asked again (the first two requests
+    # go out concurrently: their arrival order is not fixed)
+    assert sorted(seeds) == [0, 1, 1]
     assert (
         len(
             sqlite3.connect(tmp_path / "c.sqlite").execute("SELECT key FROM completions").fetchall()

@@ -27,6 +27,7 @@ from augpe.textops import (
     mask_probability,
     mask_text,
     max_tokens_for,
+    strip_instruction_echo,
     target_words,
 )
 
@@ -456,3 +457,84 @@ def test_is_echo() -> None:
     masked = "The _ was _"
     assert is_echo("the _ was _", masked)
     assert not is_echo("The soup was hot.", masked)
+
+
+# Outputs of SmolLM2-135M in the Amazon benchmark that started with the instruction.
+REPHRASE_ASK = (
+    "Rewrite this positive, 5 stars product review in a friendly tone. Keep the product and the "
+    "opinion. About 45 words.\nReview: The gummy bears were soft and fruity."
+)
+
+
+@pytest.mark.parametrize(
+    ("output", "instruction", "expected"),
+    [
+        (
+            "Rewrite this positive, 5 stars product review in a friendly tone.\nI had a blast "
+            "eating those gummy bears! They're so sweet.",
+            REPHRASE_ASK,
+            "I had a blast eating those gummy bears! They're so sweet.",
+        ),
+        (
+            "Rewrite this product review with a positive note:\nThe product is a delightful find.",
+            REPHRASE_ASK,
+            "The product is a delightful find.",
+        ),
+        (
+            "Rewrite this positive, 5 stars product review in a calmer tone. With the added note, "
+            "I want to share my honest opinion.",
+            REPHRASE_ASK,
+            "With the added note, I want to share my honest opinion.",
+        ),
+        (
+            "Rating: positive, 5 stars. I'm loving the jasmine rice, it cooks up fluffy.",
+            "Rating: positive, 5 stars. Write your customer review of a bag of jasmine rice.",
+            "I'm loving the jasmine rice, it cooks up fluffy.",
+        ),
+        (  # no echo: untouched
+            "I had a blast eating those gummy bears. Rewrite this? Never.",
+            REPHRASE_ASK,
+            "I had a blast eating those gummy bears. Rewrite this? Never.",
+        ),
+    ],
+)
+def test_instruction_echo_is_stripped(output: str, instruction: str, expected: str) -> None:
+    assert strip_instruction_echo(output, instruction) == expected
+
+
+def test_an_output_that_is_only_the_instruction_fails() -> None:
+    only = "Rewrite this positive, 5 stars product review in a friendly tone."
+    assert clean_generation(strip_instruction_echo(only, REPHRASE_ASK)) is None
+
+
+def test_the_apis_strip_an_echoed_instruction_before_keeping_a_sample() -> None:
+    from augpe.apis import TextAPIs
+    from augpe.config import GenerationConfig
+    from augpe.llm.base import Generation, Usage
+
+    class EchoingLLM:
+        """Answers every request with its instruction's first line, then a review."""
+
+        name = "echoing"
+
+        def __init__(self) -> None:
+            self.usage = Usage()
+
+        def generate(self, requests, desc=""):  # noqa: ANN001, ANN202
+            out = []
+            for r in requests:
+                first = r.messages[-1]["content"].split("\n")[0]
+                g = Generation(text=f"{first}\nThe tea {r.seed} was fresh and fragrant.")
+                out.append(g)
+            return out
+
+        def close(self) -> None: ...
+
+    apis = TextAPIs(
+        EchoingLLM(), load_prompt_set("amazon_food"), GenerationConfig(), ["positive"], seed=3
+    )
+    seeds = apis.random([0, 0, 0], iteration=0)
+    kids = apis.vary(seeds, 2, iteration=1)
+    assert len(seeds) == 3 and len(kids) == 6
+    for s in seeds + kids:
+        assert s.text.startswith("The tea "), s.text
