@@ -206,6 +206,17 @@ def _tiny_cfg(tokenizer: Any, max_length: int, **extra: Any) -> Any:
     )
 
 
+def _encode(tok: Any, texts: Sequence[str], idx: Any, max_length: int, device: str) -> Any:
+    """The texts at `idx`, tokenised, truncated, padded, on `device`."""
+    return tok(
+        [texts[i] for i in idx],
+        truncation=True,
+        max_length=max_length,
+        padding=True,
+        return_tensors="pt",
+    ).to(device)
+
+
 def _predict(
     model: Any, tok: Any, texts: Sequence[str], s: FinetuneSettings, device: str
 ) -> np.ndarray:
@@ -215,13 +226,7 @@ def _predict(
     out: list[np.ndarray] = []
     with torch.no_grad():
         for b in batches(len(texts), s.batch_size * 2):
-            enc = tok(
-                [texts[i] for i in b],
-                truncation=True,
-                max_length=s.max_length,
-                padding=True,
-                return_tensors="pt",
-            ).to(device)
+            enc = _encode(tok, texts, b, s.max_length, device)
             out.append(model(**enc).logits.argmax(-1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
@@ -281,13 +286,7 @@ def finetune_classifier(
         for epoch in range(1, s.epochs + 1):
             model.train()
             for b in batches(len(tr_texts), s.batch_size, rng):
-                enc = tok(
-                    [tr_texts[i] for i in b],
-                    truncation=True,
-                    max_length=s.max_length,
-                    padding=True,
-                    return_tensors="pt",
-                ).to(device)
+                enc = _encode(tok, tr_texts, b, s.max_length, device)
                 loss = model(**enc, labels=tr_lab[b].to(device)).loss
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
