@@ -253,7 +253,8 @@ def class_sizes(
 def build_llm(cfg: Config, show_progress: bool = True) -> LLM:
     """The configured backend (or mixture) behind the persistent request cache."""
     llm = make_llm(cfg.generation, show_progress=show_progress)
-    return wrap_with_cache(llm, resolve_cache_path(cfg.generation, cfg.output.dir))
+    private = math.isfinite(cfg.privacy.epsilon)
+    return wrap_with_cache(llm, resolve_cache_path(cfg.generation, cfg.output.dir, private=private))
 
 
 def build_embedder(cfg: Config, show_progress: bool = True) -> Embedder:

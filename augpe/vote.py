@@ -14,6 +14,37 @@ import faiss
 import numpy as np
 
 
+class NonFiniteEmbedding(ValueError):
+    """An embedding holds NaN or inf: faiss would answer id -1 and break the sensitivity bound."""
+
+
+def check_finite(x: np.ndarray, what: str) -> None:
+    """Refuse NaN / inf rows by position (never by content): faiss gives them id -1."""
+    bad = ~np.isfinite(np.asarray(x, dtype=np.float64)).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise NonFiniteEmbedding(
+            f"{what}: {rows.size} embedding row(s) hold NaN or inf (first at row {int(rows[0])}); "
+            "the vote refuses them, because the nearest-neighbour search cannot rank them"
+        )
+
+
+def _valid_ids(ids: np.ndarray, n_base: int) -> np.ndarray:
+    """The sensitivity guard on faiss output: ids in range and distinct per row, or an error.
+
+    A -1 (no neighbour found) or a repeated id would let one record put more than 1/sqrt(k) into a
+    bin, so its vote vector could exceed L2 norm 1. Exact flat search never does this on finite
+    input; any index that does is a bug we must not publish through.
+    """
+    if ids.size and (ids.min() < 0 or ids.max() >= n_base):
+        raise RuntimeError("k-NN search returned an id outside the synthetic samples (faiss -1)")
+    if ids.shape[1] > 1:
+        s = np.sort(ids, axis=1)
+        if (s[:, 1:] == s[:, :-1]).any():
+            raise RuntimeError("k-NN search returned the same synthetic sample twice for a record")
+    return ids
+
+
 def _prepare(x: np.ndarray, distance: str) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
     if distance == "cosine":
@@ -48,7 +79,7 @@ def knn_search(
     for start in range(0, n, chunk):
         q = queries[start : start + chunk] if rows is None else queries[rows[start : start + chunk]]
         _, ids = index.search(_prepare(q, distance), k)
-        yield start, ids
+        yield start, _valid_ids(ids, base.shape[0])
 
 
 def vote_histogram(
@@ -62,6 +93,8 @@ def vote_histogram(
     chunk: int = 65536,
 ) -> np.ndarray:
     """Clean vote counts, one bin per synthetic sample (all classes concatenated)."""
+    check_finite(private_emb, "private embeddings")
+    check_finite(synthetic_emb, "synthetic embeddings")
     hist = np.zeros(synthetic_emb.shape[0], dtype=np.float64)
     w = 1.0 / np.sqrt(k)
     rows: list[np.ndarray] = []  # (record index, bin) pairs, only kept for user-level votes

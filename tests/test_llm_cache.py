@@ -170,3 +170,14 @@ def test_default_cache_path_sits_beside_the_run_folder_and_can_be_turned_off(tmp
         == tmp_path / "x.db"
     )
     assert resolve_cache_path(GenerationConfig(cache=False), out) is None
+
+
+def test_non_private_runs_keep_their_own_cache_file(tmp_path):
+    # eps = inf texts are selected by clean votes: they must never share the DP runs' cache.
+    out = tmp_path / "runs" / "x"
+    dp = resolve_cache_path(GenerationConfig(), out)
+    nonprivate = resolve_cache_path(GenerationConfig(), out, private=False)
+    assert nonprivate != dp
+    assert nonprivate.name == "requests.nonprivate.sqlite"
+    own = resolve_cache_path(GenerationConfig(cache_path=str(tmp_path / "c.db")), out, private=False)
+    assert own == tmp_path / "c.nonprivate.db"

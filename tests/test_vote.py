@@ -88,3 +88,36 @@ def test_user_level_votes_have_norm_one_per_user():
         keep = users != u
         without = vote_histogram(priv[keep], pc[keep], syn, sc, k=2, user_ids=users[keep])
         assert np.linalg.norm(full - without) <= 1.0 + 1e-9
+
+
+def test_nan_private_embedding_is_refused_not_voted_with_id_minus_one():
+    # Before the fix, faiss answered id -1 for a NaN row; syn_idx[-1] repeated the last bin k times
+    # and that record's vote vector had norm sqrt(k) instead of 1.
+    from augpe.vote import NonFiniteEmbedding
+
+    rng = np.random.default_rng(5)
+    priv, pc, syn, sc = _data(rng)
+    priv[4, 0] = np.nan
+    with pytest.raises(NonFiniteEmbedding, match="private embeddings: 1 embedding row.*row 4"):
+        vote_histogram(priv, pc, syn, sc, k=3)
+
+
+def test_inf_synthetic_embedding_is_refused():
+    from augpe.vote import NonFiniteEmbedding
+
+    rng = np.random.default_rng(6)
+    priv, pc, syn, sc = _data(rng)
+    syn[2, 3] = np.inf
+    with pytest.raises(NonFiniteEmbedding, match="synthetic embeddings"):
+        vote_histogram(priv, pc, syn, sc, k=1, distance="l2")
+
+
+def test_faiss_ids_are_checked_in_range_and_distinct():
+    from augpe.vote import _valid_ids
+
+    ok = np.array([[0, 2, 1], [3, 1, 0]])
+    assert _valid_ids(ok, 4) is ok
+    with pytest.raises(RuntimeError, match="outside"):
+        _valid_ids(np.array([[0, -1, 2]]), 4)
+    with pytest.raises(RuntimeError, match="twice"):
+        _valid_ids(np.array([[1, 1, 2]]), 4)

@@ -47,11 +47,22 @@ def default_cache_path(output_dir: str | Path) -> Path:
     return Path(output_dir).expanduser().resolve().parent / CACHE_DIR / CACHE_FILE
 
 
-def resolve_cache_path(cfg: GenerationConfig, output_dir: str | Path) -> Path | None:
-    """Where this run's cache lives, or None when `generation.cache` is off."""
+NON_PRIVATE_SUFFIX = ".nonprivate"
+
+
+def resolve_cache_path(
+    cfg: GenerationConfig, output_dir: str | Path, *, private: bool = True
+) -> Path | None:
+    """Where this run's cache lives, or None when `generation.cache` is off.
+
+    A run with eps = inf (`private=False`) selects parents by clean votes: its texts are not DP,
+    so they go to a file of their own (`requests.nonprivate.sqlite`) and never sit in, or get
+    served from, the cache that DP runs share.
+    """
     if not cfg.cache:
         return None
-    return Path(cfg.cache_path).expanduser() if cfg.cache_path else default_cache_path(output_dir)
+    path = Path(cfg.cache_path).expanduser() if cfg.cache_path else default_cache_path(output_dir)
+    return path if private else path.with_name(path.stem + NON_PRIVATE_SUFFIX + path.suffix)
 
 
 def request_key(backend_id: str, req: GenerationRequest) -> str:
