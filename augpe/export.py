@@ -1,0 +1,316 @@
+"""`augpe release RUN_DIR OUT --format jsonl|csv|parquet|hf`: a release people load directly.
+
+`augpe.release.release` decides *what* may leave a run folder (an allow-list, verified against
+the private data). This module only changes the *shape* of what leaves: it builds the release in a
+staging folder with `release`, converts the released corpus into a table (`text` plus one column
+per label, nothing else) in the asked format, writes the dataset card (`augpe.card`), and then
+runs the same private-record and class-count scans again over everything it added.
+
+Binary formats need care: a Parquet page is compressed and an Arrow buffer holds all texts glued
+together, so a raw byte search could miss a record. Every table written here is therefore read back
+with its own reader (pandas for CSV, pyarrow for Parquet and Arrow) and dumped as JSONL into a
+scratch folder that the scan reads too; a finding there names the file it came from. CSV is
+decoded the same way (its quoting doubles every '"', which would hide a record from a raw search).
+
+Any finding aborts the release and leaves OUT untouched, as `release` does.
+
+Layout of OUT (besides the allow-listed files of `release`, synthetic.jsonl included):
+  jsonl (default)  nothing more: synthetic.jsonl as today
+  csv              data/train.csv
+  parquet          data/train.parquet
+  hf               the `datasets.Dataset.save_to_disk` files at the top of OUT, so that
+                   `datasets.load_from_disk(OUT)` works
+and README.md, the dataset card, in every format.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from augpe.errors import AugpeError, missing_dependency
+from augpe.release import ReleaseError, find_class_counts, release, scan_for_private
+
+__all__ = [
+    "DATA_FILES",
+    "FORMATS",
+    "ExportTable",
+    "read_released_corpus",
+    "release_dataset",
+    "table_views",
+    "verify_release",
+    "write_table",
+]
+
+FORMATS = ("jsonl", "csv", "parquet", "hf")
+"""`--format` values; jsonl is the default and writes nothing beyond `release`."""
+DATA_FILES = {
+    "jsonl": "synthetic.jsonl",
+    "csv": "data/train.csv",
+    "parquet": "data/train.parquet",
+    "hf": "data-*.arrow",
+}
+"""Where each format's table lies in OUT (a glob for hf: save_to_disk names its shards)."""
+TEXT_COLUMN = "text"
+
+
+@dataclass(frozen=True)
+class ExportTable:
+    """The released corpus as columns: `text`, then one column per label, in config order."""
+
+    texts: list[str]
+    labels: dict[str, list[str]]
+
+    def __post_init__(self) -> None:
+        if TEXT_COLUMN in self.labels:
+            raise AugpeError(
+                f"a label column is named '{TEXT_COLUMN}', the name of the text column of the "
+                "release; rename the label column (data.label_columns) to export this corpus"
+            )
+
+    @property
+    def columns(self) -> dict[str, list[str]]:
+        return {TEXT_COLUMN: self.texts, **self.labels}
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def read_released_corpus(folder: str | os.PathLike[str]) -> ExportTable:
+    """The table of a run (or release) folder: synthetic.jsonl through the evaluation's reader
+    (the one owner of that file's layout), labels ordered as data.label_columns in config.yaml."""
+    from augpe.evaluate.corpus import read_synthetic_jsonl
+
+    root = Path(folder)
+    corpus = read_synthetic_jsonl(root / "synthetic.jsonl")
+    order: list[str] = []
+    cfg_path = root / "config.yaml"
+    if cfg_path.is_file():
+        cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+        order = [str(c) for c in ((cfg.get("data") or {}).get("label_columns") or [])]
+    columns = [c for c in order if c in corpus.labels] + [
+        c for c in corpus.labels if c not in order
+    ]
+    return ExportTable(list(corpus.texts), {c: list(corpus.labels[c]) for c in columns})
+
+
+# ---- writers ---------------------------------------------------------------------------------
+def write_table(table: ExportTable, folder: Path, fmt: str) -> list[Path]:
+    """Write `table` into `folder` in format `fmt`; returns the files written (jsonl: none)."""
+    if fmt == "jsonl":
+        return []
+    if fmt == "csv":
+        import pandas as pd
+
+        path = folder / DATA_FILES["csv"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(table.columns, dtype=str).to_csv(path, index=False, encoding="utf-8")
+        return [path]
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = folder / DATA_FILES["parquet"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(
+            pa.table({k: pa.array(v, pa.string()) for k, v in table.columns.items()}), path
+        )
+        return [path]
+    if fmt == "hf":
+        try:
+            import datasets
+        except ImportError:
+            raise missing_dependency("datasets", "hf") from None
+        before = {p for p in folder.rglob("*") if p.is_file()}
+        features = datasets.Features({k: datasets.Value("string") for k in table.columns})
+        ds = datasets.Dataset.from_dict(table.columns, features=features)
+        ds.save_to_disk(str(folder))
+        return sorted(p for p in folder.rglob("*") if p.is_file() and p not in before)
+    raise AugpeError(f"unknown release format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+# ---- decoded views for the scan ----------------------------------------------------------------
+def _read_back(path: Path) -> dict[str, list[Any]] | None:
+    """The columns of a table file, read with the format's own reader (None: not a table)."""
+    if path.suffix == ".csv":
+        import pandas as pd
+
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        return {str(c): df[c].tolist() for c in df.columns}
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return dict(pq.read_table(path).to_pydict())
+    if path.suffix == ".arrow":
+        import pyarrow as pa
+
+        with open(path, "rb") as f:
+            try:
+                t = pa.ipc.open_stream(f).read_all()
+            except pa.ArrowInvalid:
+                f.seek(0)
+                t = pa.ipc.open_file(f).read_all()
+        return dict(t.to_pydict())
+    return None
+
+
+def table_views(folder: Path, views: Path) -> dict[str, str]:
+    """Dump every table file under `folder` (CSV, Parquet, Arrow) as JSONL under `views`, one
+    object per row, so the text scans read what a loader would; returns {view name: file}."""
+    names: dict[str, str] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        cols = _read_back(path)
+        if cols is None:
+            continue
+        rel = str(path.relative_to(folder))
+        view = views / (rel + ".decoded.jsonl")
+        view.parent.mkdir(parents=True, exist_ok=True)
+        n = max((len(v) for v in cols.values()), default=0)
+        with open(view, "w", encoding="utf-8") as f:
+            for i in range(n):
+                row = {k: (None if v[i] is None else str(v[i])) for k, v in cols.items()}
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        names[str(view.relative_to(views))] = rel
+    return names
+
+
+def _private_reference(
+    folder: Path, private_data: str | None, private_texts: Iterable[str] | None
+) -> tuple[list[str], list[str], list[int]]:
+    """What the scans compare against, read the way `release` reads it: the private texts, and the
+    class names and clean counts (empty when only texts were given)."""
+    if private_texts is not None:
+        return list(private_texts), [], []
+    from augpe.config import DataConfig
+    from augpe.data import load_private_data
+
+    cfg = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}
+    data_cfg = dict(cfg.get("data") or {})
+    if private_data is not None:
+        data_cfg["path"] = private_data
+    try:
+        data = load_private_data(DataConfig(**data_cfg))
+    except (AugpeError, TypeError, ValueError) as err:
+        raise ReleaseError(
+            f"cannot read the private data to verify the release against ({err}); "
+            "give its path with --data"
+        ) from None
+    counts = [int(c) for c in np.bincount(data.class_ids, minlength=data.num_classes)]
+    return data.texts, data.class_names, counts
+
+
+def verify_release(
+    folder: str | os.PathLike[str],
+    texts: Sequence[str],
+    class_names: Sequence[str] = (),
+    counts: Sequence[int] = (),
+    extra_counts: dict[str, dict[str, int]] | None = None,
+) -> list[str]:
+    """The release scans (`scan_for_private`, `find_class_counts`) over `folder` as it is on disk
+    and over every table in it as its loader reads it (decoded into a scratch folder, deleted
+    after). `extra_counts` adds mappings to check for the clean counts (e.g. the card's sizes)."""
+    stage = Path(folder)
+    with tempfile.TemporaryDirectory(prefix=".augpe-views.") as tmp:
+        views = Path(tmp)
+        names = table_views(stage, views)
+        for name, mapping in (extra_counts or {}).items():
+            (views / name).parent.mkdir(parents=True, exist_ok=True)
+            (views / name).write_text(json.dumps(mapping), encoding="utf-8")
+            names[name] = name
+        findings = scan_for_private(stage, texts) + find_class_counts(stage, class_names, counts)
+        for line in scan_for_private(views, texts) + find_class_counts(views, class_names, counts):
+            view, _, rest = line.partition(":")
+            key = view.split("#", 1)[0]
+            where = names.get(key, key) + view[len(key) :]
+            findings.append(f"{where} (as read by its loader):{rest}")
+    return findings
+
+
+# ---- the release -----------------------------------------------------------------------------
+def _same_or_inside(a: Path, b: Path) -> bool:
+    a, b = a.resolve(), b.resolve()
+    return a == b or b in a.parents
+
+
+def _check_destination(run: Path, dest: Path) -> None:
+    """What `release` checks of its OUT, for the final OUT (release itself sees a staging path)."""
+    if _same_or_inside(dest, run) or _same_or_inside(run, dest):
+        raise ReleaseError(
+            f"release folder {dest} must lie outside the run folder {run} (and not contain it)"
+        )
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise ReleaseError(f"release folder {dest} already exists and is not empty; pick a new one")
+    cfg: dict[str, Any] = {}
+    if (run / "config.yaml").is_file():
+        cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+    pd = (cfg.get("output") or {}).get("private_dir")
+    private_dir = Path(pd) if pd else Path(str(run) + ".PRIVATE")
+    if _same_or_inside(dest, private_dir):
+        raise ReleaseError(f"release folder {dest} lies inside the PRIVATE folder {private_dir}")
+
+
+def release_dataset(
+    run_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    fmt: str = "jsonl",
+    *,
+    include_state: bool = False,
+    private_data: str | None = None,
+    private_texts: Iterable[str] | None = None,
+    allow_non_private: bool = False,
+    card: bool = True,
+    license: str = "other",
+    command: str | None = None,
+) -> list[Path]:
+    """`release` (allow-list, verified), plus the corpus as a table in `fmt` and the dataset card,
+    verified again; returns every file written, under `out`. Raises ReleaseError on any finding
+    (OUT is then left as it was)."""
+    from augpe.card import card_counts, write_card
+
+    if fmt not in FORMATS:
+        raise ReleaseError(f"unknown release format {fmt!r}; use one of {', '.join(FORMATS)}")
+    run, dest = Path(run_dir), Path(out)
+    _check_destination(run, dest)
+    texts_in = list(private_texts) if private_texts is not None else None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".export", dir=dest.parent))
+    try:
+        stage = work / "release"
+        release(
+            run,
+            stage,
+            include_state,
+            private_data=private_data,
+            private_texts=texts_in,
+            allow_non_private=allow_non_private,
+        )
+        table = read_released_corpus(stage)
+        write_table(table, stage, fmt)
+        extra: dict[str, dict[str, int]] = {}
+        if card:
+            write_card(stage, fmt=fmt, license=license, command=command)
+            extra["README.md.class_sizes.json"] = card_counts(stage)
+        texts, names, counts = _private_reference(stage, private_data, texts_in)
+        findings = verify_release(stage, texts, names, counts, extra)
+        if findings:
+            shown = "\n  ".join(findings[:20]) + (
+                f"\n  ... and {len(findings) - 20} more" if len(findings) > 20 else ""
+            )
+            raise ReleaseError(
+                f"release of {run} ({fmt}) refused, nothing written to {dest}:\n  {shown}"
+            )
+        if dest.exists():
+            dest.rmdir()
+        os.replace(stage, dest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return sorted(p for p in dest.rglob("*") if p.is_file())
