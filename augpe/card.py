@@ -159,6 +159,7 @@ def build_card(
     votes = [e for e in events if e.get("kind") == "vote_histogram"]
     counts_events = [e for e in events if e.get("kind") == "class_counts"]
     private = math.isfinite(eps)
+    rule = str(ledger.get("delta_rule", "set by the user"))  # verbatim: it may name an estimate
     title = f"DP synthetic text (epsilon = {_g(eps)})" if private else "Synthetic text (NOT DP)"
 
     md: list[str] = [
@@ -184,6 +185,12 @@ def build_card(
             ),
             "",
         ]
+    seed_rule = str(ledger.get("noise_seed_rule") or "")
+    if private and "not secret" in seed_rule.lower():
+        md += [
+            f"**Warning: the noise seed was {seed_rule}.** Whoever knows it can remove the noise.",
+            "",
+        ]
     md += [
         "## Privacy guarantee",
         "",
@@ -191,8 +198,13 @@ def build_card(
         "|---|---|",
         f"| epsilon spent | {_g(eps)} (target {_g(target)}) |",
         f"| delta | {_g(ledger['delta'])} |",
-        f"| how delta was chosen | {ledger.get('delta_rule', 'set by the user')} |",
+        f"| how delta was chosen | {rule} |",
         f"| neighbouring relation | {ledger.get('neighbouring', 'add/remove one record')} |",
+        *(
+            [f"| noise seed | {ledger['noise_seed_rule']} |"]
+            if ledger.get("noise_seed_rule")
+            else []
+        ),
         (
             f"| DP releases | {len(events)} ({len(votes)} vote histograms, "
             f"{len(counts_events)} class-count release{'s' if len(counts_events) != 1 else ''}) |"
@@ -219,10 +231,17 @@ def build_card(
         "## What is public, and what the guarantee does not cover",
         "",
         (
-            "Treated as public, not protected: the number of private records (it sets the default "
-            "delta, so it can be read back from delta), the label set (the class names below), the "
-            "prompts and class descriptions, the generator and the embedding model, and the run's "
-            "generation seed. The noise seed is secret and is not part of this release."
+            "Treated as public, not protected: "
+            + (
+                "the number of private records (the delta rule above uses it, so it can be read "
+                "back from delta), "
+                if "(public)" in rule
+                else ""
+            )
+            + "the label set (the class names below), the prompts and class descriptions, the "
+            "generator and the embedding model, and the run's generation seed. The noise seed "
+            "must be secret (a known seed lets anyone subtract the noise) and is not part of "
+            "this release."
         ),
         "",
         "Not covered: side channels such as the wall time of the run, the run's PRIVATE folder "
