@@ -273,6 +273,68 @@ class PEConfig(_Section):
     lookahead_include_self: bool = True
     output: Literal["selected", "all"] = "selected"
     vote_chunk: int = Field(65536, ge=1, description="private records searched per chunk (memory)")
+    knn_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="where the exact k-NN search of the vote runs: cpu (faiss), cuda (torch on the "
+        "GPU), auto = cuda when one is visible, else cpu. Every device returns the same neighbours",
+    )
+
+
+class ExecutionConfig(_Section):
+    """Where the run executes: in this process (local) or on a Ray cluster (ray).
+
+    Ray changes only speed: requests carry their own seeds and the vote sums exact per-shard
+    tallies, so the corpus and the ledger are those of the local run. `pip install 'augpe[ray]'`.
+    """
+
+    engine: Literal["local", "ray"] = Field(
+        "local", description="local: this process; ray: generator replicas and vote shards on Ray"
+    )
+    address: str | None = Field(
+        None,
+        description="Ray cluster: None = start a Ray on this machine; 'auto' = the cluster this "
+        "machine belongs to (ray start / a Ray job); 'ray://host:10001' = a remote cluster (Ray Client)",
+    )
+    replicas: int = Field(1, ge=1, description="generator replicas, each holding one backend")
+    num_cpus: float = Field(1.0, ge=0.0, description="CPUs reserved per generator replica")
+    num_gpus: float = Field(0.0, ge=0.0, description="GPUs per generator replica (vllm / transformers)")
+    batch_size: int = Field(
+        4, ge=1, description="requests sent to a replica at once (the unit re-run if it dies)"
+    )
+    max_restarts: int = Field(
+        2, ge=0, description="times Ray restarts a dead replica; its lost requests go elsewhere"
+    )
+    vote_shards: int = Field(
+        0, ge=0, description="private-data shards of the vote (actors); 0 = one per replica"
+    )
+    vote_num_cpus: float = Field(
+        0.0,
+        ge=0.0,
+        description="CPUs reserved per vote shard; 0 by default: the vote runs between generation "
+        "stages, on the cores the replicas then leave idle",
+    )
+    vote_num_gpus: float = Field(0.0, ge=0.0, description="GPUs per vote shard (pe.knn_device)")
+    vllm: Literal["ray_data", "actors"] = Field(
+        "ray_data",
+        description="backend vllm on Ray: ray_data = Ray Data LLM (vLLMEngineProcessorConfig, "
+        "build_processor); actors = one vllm.LLM per replica actor",
+    )
+    runtime_env: dict[str, Any] | None = Field(
+        None, description="Ray runtime_env for the run (e.g. {pip: ['augpe[ray]']}) on a remote cluster"
+    )
+    num_cpus_local: int | None = Field(
+        None, ge=1, description="CPUs of the Ray started on this machine (address None); None = all"
+    )
+
+    @field_validator("runtime_env")
+    @classmethod
+    def _no_secrets_in_runtime_env(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v and "env_vars" in v:
+            raise ValueError(
+                "runtime_env.env_vars is not allowed: config.yaml is released with the run, so an "
+                "API key there would be published; set variables in the cluster's environment"
+            )
+        return v
 
 
 class OutputConfig(_Section):
@@ -290,6 +352,7 @@ class Config(_Section):
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     pe: PEConfig = Field(default_factory=PEConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     seed: int = 0
 
     @model_validator(mode="after")
