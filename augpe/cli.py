@@ -207,6 +207,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         EvalOptions,
         FinetuneSettings,
         LMSettings,
+        default_cache_dir,
         default_out_dir,
         evaluate,
         headline,
@@ -254,6 +255,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         options=opts,
         out_dir=out,
         show_progress=not args.quiet,
+        cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()),
     )
     print(f"\nevaluation: {out / 'eval.json'}, report: {out / 'report.md'}")
     for tier in tiers:
@@ -470,6 +472,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-iterations", action="store_true", help="skip per-iteration metrics")
     ev.add_argument("--no-plots", action="store_true")
     ev.add_argument("-o", "--out", help="output folder (default: CORPUS.eval)")
+    ev.add_argument(
+        "--cache-dir",
+        help="PRIVATE folder for embeddings of the real text and the real-data results, reused "
+        "by content hash (default: $AUGPE_EVAL_CACHE or ~/.cache/augpe/eval.PRIVATE)",
+    )
+    ev.add_argument(
+        "--no-cache", action="store_true", help="embed and measure the real text again"
+    )
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_eval)
     return p

@@ -23,7 +23,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,16 @@ import numpy as np
 
 from augpe.embed import Embedder
 from augpe.errors import DataError
+from augpe.evaluate.cache import (
+    EmbeddingCache,
+    ResultCache,
+    StoredEmbedder,
+    check_cache_dir,
+    content_key,
+    default_cache_dir,
+    run_private_vectors,
+    texts_and_labels,
+)
 from augpe.evaluate.corpus import (
     EvalError,
     TextCorpus,
@@ -54,6 +64,7 @@ __all__ = [
     "FinetuneSettings",
     "LMSettings",
     "TextCorpus",
+    "default_cache_dir",
     "default_out_dir",
     "demo_baselines",
     "evaluate",
@@ -80,6 +91,8 @@ class CachedEmbedder:
     def encode(self, texts: Sequence[str], desc: str = "") -> np.ndarray:
         todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if todo:
+            what = desc.removeprefix("embed ") or "texts"
+            log.info("eval: %s, embedding %d texts with %s", what, len(todo), self.name)
             for t, v in zip(todo, self.inner.encode(todo, desc=desc)):
                 self._cache[t] = v
         if not texts:
@@ -214,6 +227,41 @@ def measure(
     return out
 
 
+def _measure_real(
+    c: TextCorpus,
+    test: TextCorpus,
+    test_emb: np.ndarray,
+    columns: Sequence[str],
+    emb: Embedder,
+    opts: EvalOptions,
+    val: TextCorpus | None,
+    results: ResultCache | None,
+) -> dict[str, Any]:
+    """`measure` of the real-data upper bound, read from the private results cache when every
+    input it depends on is the same (real texts and labels, embedder, options, augpe version)."""
+    if results is None:
+        return measure(c, test, test_emb, columns, emb, opts, val)
+    from augpe import __version__
+
+    key = content_key(
+        "real-upper-bound/1",
+        __version__,
+        emb.name,
+        texts_and_labels(c.texts, c.labels),
+        texts_and_labels(test.texts, test.labels),
+        texts_and_labels(val.texts, val.labels) if val is not None else None,
+        list(columns),
+        {k: v for k, v in asdict(opts).items() if k not in ("plots", "per_iteration")},
+    )
+    hit = results.get(key)
+    if hit is not None:
+        log.info("eval: %s: results from the private eval cache (same real text)", c.name)
+        return hit
+    m = _json_safe(measure(c, test, test_emb, columns, emb, opts, val))
+    results.put(key, m)
+    return dict(m)
+
+
 def evaluate(
     corpus: str | Path,
     real_test: str | Path,
@@ -227,17 +275,24 @@ def evaluate(
     embedder: Embedder | None = None,
     out_dir: str | Path | None = None,
     show_progress: bool = False,
+    cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run folder (or any corpus file) against real text; see the module docstring.
 
     `compare` maps a display name to another run folder or corpus (e.g. {"eps=inf": "runs/inf"}).
     `real_val`: a real validation split for the papers' tier (default: 10% of each training corpus).
+    `cache_dir`: a PRIVATE folder where embeddings of the real text and the real-data results are
+    kept by content hash (`augpe.evaluate.cache`), so the next evaluation against the same real
+    files does not pay for them again; None (the default here) keeps nothing on disk.
     Returns the eval.json dictionary; writes eval.json + report.md to `out_dir` when given.
     """
     opts = options or EvalOptions()
     t0 = time.perf_counter()
     notes: list[str] = []
     run = run_info(corpus) if is_run_dir(corpus) else None
+    if cache_dir is not None:  # before any work: it must be a PRIVATE folder
+        public = [Path(corpus), *(Path(p) for p in (compare or {}).values())]
+        check_cache_dir(Path(cache_dir), *public, *([Path(out_dir)] if out_dir else []))
     if run is not None:
         synthetic = load_run_corpus(run.run_dir, "synthetic")
         text_column = text_column or run.text_column
@@ -297,11 +352,27 @@ def evaluate(
     emb = embedder if embedder is not None else _make_embedder(emb_model, show_progress)
     if not isinstance(emb, CachedEmbedder):
         emb = CachedEmbedder(emb)
-    test_emb = emb.encode(test.texts, desc="embed real test")
+    real_emb: Embedder = emb  # embeds the real (private) text: through the private cache if any
+    results_cache: ResultCache | None = None
+    if cache_dir is not None:
+        cache = Path(cache_dir)
+        store = EmbeddingCache(cache, emb.name)
+        if run is not None and real_train is not None:
+            n = store.seed(run_private_vectors(run.run_dir, emb.name))
+            if n:
+                log.info("eval: %d vectors from the run's own private-embedding cache", n)
+        real_emb = StoredEmbedder(emb.inner, store)
+        results_cache = ResultCache(cache)
+        log.info("eval: private eval cache %s (embeddings of real text; do not share)", cache)
+    test_emb = real_emb.encode(test.texts, desc="embed real test")
 
     results = []
     for name, kind, c in entries:
         log.info("evaluating %s (%d texts)", name, len(c))
+        if kind == "real":
+            m = _measure_real(c, test, test_emb, columns, real_emb, opts, val, results_cache)
+        else:
+            m = measure(c, test, test_emb, columns, emb, opts, val)
         r = {
             "name": name,
             "kind": kind,
@@ -309,7 +380,7 @@ def evaluate(
             "epsilon": c.epsilon,
             "n": len(c),
             "label_counts": {col: c.label_counts(col) for col in columns},
-            **measure(c, test, test_emb, columns, emb, opts, val),
+            **m,
         }
         results.append(r)
 
