@@ -44,31 +44,36 @@ def config_reference() -> str:
 
 # ---- commands --------------------------------------------------------------------------------
 def _print_summary(result: Any) -> None:
-    s = result.summary
-    g = s["generation"]
+    s, t = result.summary, result.timings
+    g, gt = s["generation"], t["generation"]
     print(f"\nDP synthetic corpus: {result.corpus_path}  ({s['samples']} samples)")
     print(f"  per class: {s['samples_per_class']}")
     sig = s["sigma_votes"]
     sig_txt = f"sigma {sig[0]:.4f} x {len(sig)} votes" if len(set(sig)) == 1 else f"sigma_t {sig}"
+    first = [
+        f"{name} sigma {s[key]:.4f}"
+        for name, key in (
+            ("class counts", "sigma_class_counts"),
+            ("record count", "sigma_record_count"),
+        )
+        if s.get(key)
+    ]
     print(
         f"  privacy: eps = {s['epsilon']:.4f} at delta = {s['delta']:.3g} ({sig_txt}"
-        + (
-            f", class counts sigma {s['sigma_class_counts']:.4f})"
-            if s["sigma_class_counts"]
-            else ")"
-        )
+        + "".join(f", {f}" for f in first)
+        + ")"
     )
     print(
-        f"  generation: {g['completion_tokens']} tokens in {g['seconds']:.1f} s "
-        f"({g['tokens_per_second']:.1f} tok/s), {g['kept']} kept, {g['dropped']} dropped, "
+        f"  generation: {g['completion_tokens']} tokens in {gt['seconds']:.1f} s "
+        f"({gt['tokens_per_second']:.1f} tok/s), {g['kept']} kept, {g['dropped']} dropped, "
         f"{g['retried']} retried, model {g['model']}"
     )
-    print(f"  wall time: {s['wall_seconds']:.1f} s; ledger: {result.run_dir / 'ledger.json'}")
-    stages = s.get("stages_seconds") or {}
+    print(f"  wall time: {t['wall_seconds']:.1f} s; ledger: {result.run_dir / 'ledger.json'}")
+    stages = t.get("totals") or {}
     if stages:
         note = (
             " (private embedding alongside the initial generation)"
-            if s.get("overlap_private")
+            if t.get("overlap_private")
             else ""
         )
         print("  stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()) + note)
@@ -81,9 +86,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.resume:
         run_dir = Path(args.resume)
-        cfg = load_config(
-            run_dir / "config.yaml", [*args.set, f"output.dir={run_dir}", "privacy.noise_seed=null"]
-        )
+        # The run folder's own config, as it is: the noise seed is never in it (the PRIVATE
+        # folder keeps it under the run's nonce), and privacy settings changed by --set are refused.
+        cfg = load_config(run_dir / "config.yaml", [*args.set, f"output.dir={run_dir}"])
     else:
         if not args.config:
             raise AugpeError("augpe run: give a CONFIG.yaml (or --resume RUN_DIR)")
@@ -276,8 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="turn a private dataset into a DP synthetic corpus",
         description="Run Aug-PE for CONFIG.yaml. Writes the run folder (output.dir): synthetic.jsonl, "
-        "ledger.json, config.yaml, iterations.jsonl, timings.json, summary.json, state/. Private caches "
-        "go to '<output.dir>.PRIVATE' (never share it).",
+        "ledger.json, config.yaml, iterations.jsonl, summary.json, state/, and timings.json (for you, "
+        "never released). Private caches and each run's noise seed go to '<output.dir>.PRIVATE' "
+        "(never share it). --resume continues a run with its own stored noise and refuses changed "
+        "privacy settings.",
         epilog=config_reference(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -346,8 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     rl = sub.add_parser(
         "release",
         help="copy the DP-safe artefacts of a run to a new folder, verified against the private data",
-        description="Copies synthetic.jsonl, ledger.json, config.yaml, summary.json, iterations.jsonl, "
-        "timings.json (and with --state the noisy histograms and populations) from RUN_DIR to OUT, "
+        description="Copies the allow-list (synthetic.jsonl, ledger.json, config.yaml with paths cut "
+        "to their names, summary.json, iterations.jsonl; with --state the noisy histograms and "
+        "populations; never timings.json) from RUN_DIR to OUT, "
         "nothing else, then verifies that no file contains a private record (every record of >= 5 "
         "words), the clean class counts, or anything from the PRIVATE folder. Any finding aborts "
         "the release and leaves OUT untouched. Adds README.md, a dataset card (Hugging Face "
@@ -477,9 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="PRIVATE folder for embeddings of the real text and the real-data results, reused "
         "by content hash (default: $AUGPE_EVAL_CACHE or ~/.cache/augpe/eval.PRIVATE)",
     )
-    ev.add_argument(
-        "--no-cache", action="store_true", help="embed and measure the real text again"
-    )
+    ev.add_argument("--no-cache", action="store_true", help="embed and measure the real text again")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_eval)
     return p

@@ -35,7 +35,11 @@ class DataConfig(_Section):
     min_records_per_class: int = Field(
         1, ge=1, description="a class with fewer records is an error"
     )
-    max_records: int | None = Field(None, ge=1, description="read only the first N records")
+    max_records: int | None = Field(
+        None,
+        ge=1,
+        description="read only the first N records; the protected dataset is then those N rows",
+    )
     user_column: str | None = Field(
         None, description="optional user id: votes are normalised per user (user-level DP)"
     )
@@ -46,7 +50,9 @@ class PrivacyConfig(_Section):
 
     epsilon: float = Field(1.0, description="total budget; 'inf' disables noise (NOT private)")
     delta: float | None = Field(
-        None, description="default 1/(N ln N), N = number of private records"
+        None,
+        description="None: 1/(M ln M), M a DP upper estimate of N from the noisy class counts (or a "
+        "noisy record count), so N is never published; a value >= 1/N is warned about",
     )
     class_counts: Literal["dp", "uniform", "public"] = Field(
         "dp",
@@ -62,8 +68,9 @@ class PrivacyConfig(_Section):
     )
     noise_seed: int | None = Field(
         None,
-        description="None (default): fresh OS entropy, kept in the PRIVATE folder. Setting it makes "
-        "the noise reproducible by anyone who knows it: for tests only; it is never written to the run folder",
+        description="None (default): fresh OS entropy for every fresh run, kept in the PRIVATE folder "
+        "under the run's nonce. Setting it makes the noise reproducible by anyone who knows it, and "
+        "shared by every run that sets it: for tests only; never written to the run folder",
     )
 
     @field_validator("epsilon")

@@ -1,14 +1,15 @@
 """`augpe.run(config)`: the one door. Loads data, builds components, runs `evolve`, writes the run.
 
-Run folder (release-safe: synthetic text, labels, noisy counts, the ledger; see README):
-    config.yaml      resolved config (noise seed redacted)
-    ledger.json      every DP release and its sigma; eps/mu derived
+Run folder (what `augpe release` may copy is the allow-list in augpe.release.ARTEFACTS):
+    config.yaml      resolved config (never the noise seed)
+    ledger.json      run nonce, privacy settings, every DP release and its sigma; eps/mu derived
     synthetic.jsonl  the DP synthetic corpus
     iterations.jsonl per-iteration statistics (synthetic / noisy values only)
-    timings.json     per-stage wall time, tokens, tokens/s
-    summary.json     sizes, privacy, throughput
+    summary.json     sizes, privacy, tokens (no timings)
+    timings.json     per-stage wall time, tokens/s: for the operator, NOT released (data-dependent)
     state/           populations and noisy histograms as they are produced (resume reuses them)
-Private folder (`<run>.PRIVATE` by default; never released): private-embedding cache, noise seed.
+Private folder (`<run>.PRIVATE` by default; never released): private-embedding cache, and under
+runs/<nonce>.json each run's noise seed (see augpe.privacy.mechanism).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import json
 import logging
 import math
 import os
-import secrets
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -40,16 +40,21 @@ from augpe.llm.cache import resolve_cache_path, wrap_with_cache
 from augpe.llm.cost import cost_report
 from augpe.population import Sample, corpus_record
 from augpe.privacy import (
+    DELTA_REFERENCE,
+    GaussianMechanism,
     GaussianRelease,
     Ledger,
-    add_gaussian_noise,
-    default_delta,
-    schedule_sigmas,
+    Neighbouring,
+    PrivacySettings,
+    RunSecret,
+    first_release,
+    resolve_delta,
+    vote_releases,
 )
 from augpe.prompts import PromptSet, load_prompt_set
 from augpe.select import allocate
 from augpe.timing import Timer
-from augpe.vote import class_histogram, vote_histogram
+from augpe.vote import class_histogram, unit_count, vote_histogram
 
 log = logging.getLogger("augpe")
 
@@ -86,18 +91,13 @@ class RunStore:
     """DP-safe intermediate results, stored as they are produced so that a resume reuses them."""
 
     def __init__(
-        self,
-        root: Path,
-        ledger: Ledger,
-        sigmas: list[float],
-        noise_rng: Callable[[int], np.random.Generator],
+        self, root: Path, mechanism: GaussianMechanism, votes: list[GaussianRelease]
     ) -> None:
         self.root = root
         self.state = root / "state"
         self.state.mkdir(parents=True, exist_ok=True)
-        self.ledger = ledger
-        self.sigmas = sigmas  # sigma_t of vote t is sigmas[t - 1]
-        self.noise_rng = noise_rng
+        self.mechanism = mechanism
+        self.votes = votes  # the planned release of vote t is votes[t - 1]
         self.iter_log: dict[int, dict[str, object]] = {}
 
     def population(self, t: int, make: Callable[[], Candidates]) -> Candidates:
@@ -121,36 +121,19 @@ class RunStore:
     def noisy_votes(
         self, t: int, population: list[Sample], votes: Callable[[], np.ndarray]
     ) -> np.ndarray:
-        """The DP release of iteration t. Stored before use; if stored, reused, never redrawn."""
-        path = self.state / f"votes_{t:02d}.json"
-        ids = [s.id for s in population]
-        if path.is_file():
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            if raw["ids"] != ids:
-                raise RuntimeError(
-                    f"{path}: stored histogram belongs to another population; cannot resume"
-                )
-            noisy = np.asarray(raw["noisy"], dtype=np.float64)
-        else:
-            clean = votes()
-            noisy = add_gaussian_noise(clean, self.sigmas[t - 1], self.noise_rng(t))
-            del clean  # the clean histogram never leaves this function
-            write_json(path, {"ids": ids, "sigma": self.sigmas[t - 1], "noisy": noisy.tolist()})
-        self.record(GaussianRelease(f"votes_t{t}", self.sigmas[t - 1], iteration=t))
+        """The DP release of iteration t, through the mechanism (booked, drawn once, stored)."""
+        event = self.votes[t - 1]
+        noisy = self.mechanism.release(
+            event, votes, file=f"votes_{t:02d}.json", tag=[s.id for s in population]
+        )
         self.iter_log.setdefault(t, {}).update(  # noisy, hence DP-safe, summaries
             {
-                "sigma": self.sigmas[t - 1],
+                "sigma": event.sigma,
                 "noisy_votes_max": round(float(noisy.max(initial=0.0)), 3),
                 "noisy_votes_sum": round(float(noisy.sum()), 3),
             }
         )
         return noisy
-
-    def record(self, event: GaussianRelease) -> None:
-        """Add a release to the ledger once (a resumed run finds it already there)."""
-        if all(e.name != event.name for e in self.ledger.events):
-            self.ledger.record(event)
-            self.ledger.save(self.root / LEDGER)
 
     def log_iteration(self, t: int, record: dict[str, object]) -> None:
         self.iter_log.setdefault(t, {}).update(record)
@@ -164,6 +147,7 @@ class RunResult:
     samples: list[dict[str, Any]]
     ledger: Ledger
     summary: dict[str, Any]
+    timings: dict[str, Any]  # for the operator: data-dependent, never released
 
 
 def _private_dir(cfg: Config) -> Path:
@@ -186,23 +170,12 @@ def _prepare_run_dir(cfg: Config, resume: bool) -> Path:
                 f"output.dir: {root} already holds a run; use --resume to continue it, "
                 "or set output.overwrite: true (or pick another folder)"
             )
+        old = root / LEDGER
+        if old.is_file():  # the overwritten run can never be resumed: drop its secret
+            RunSecret.forget(_private_dir(cfg), Ledger.load(old).run_nonce)
         shutil.rmtree(root)
-        shutil.rmtree(_private_dir(cfg) / "state", ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     return root
-
-
-def _noise_seed(cfg: Config, private_dir: Path) -> int:
-    """Noise must be unpredictable to readers of the release: its seed never goes in the run folder.
-
-    The seed in use is kept in the PRIVATE folder, so a resumed run continues with the same one.
-    """
-    path = private_dir / "state" / "noise_seed.json"
-    if path.is_file():
-        return int(json.loads(path.read_text())["noise_seed"])
-    seed = cfg.privacy.noise_seed if cfg.privacy.noise_seed is not None else secrets.randbits(63)
-    write_json(path, {"noise_seed": seed})
-    return seed
 
 
 def _fmt_sigmas(sigmas: list[float]) -> str:
@@ -214,40 +187,115 @@ def _fmt_sigmas(sigmas: list[float]) -> str:
 
 
 def released_config(cfg: Config) -> dict[str, Any]:
+    """The config as the run folder keeps it: everything but the noise seed, which lives only in
+    the PRIVATE folder (the ledger says whether the user set one). A resume reloads it as is."""
     d = cfg.dump()
-    if d["privacy"].get("noise_seed") is not None:
-        d["privacy"]["noise_seed"] = "<redacted>"
+    d["privacy"]["noise_seed"] = None
     return d
 
 
-def class_sizes(
-    cfg: Config,
-    data: PrivateData,
-    store: RunStore,
-    sigma_counts: float | None,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, list[float] | None]:
+def privacy_settings(cfg: Config) -> PrivacySettings:
+    return PrivacySettings(
+        epsilon=cfg.privacy.epsilon,
+        delta=cfg.privacy.delta,
+        weights=tuple(cfg.schedule_weights()),
+        class_counts=cfg.privacy.class_counts,
+        count_share=cfg.privacy.class_count_share,
+        neighbouring=Neighbouring.USER if cfg.data.user_column else Neighbouring.RECORD,
+        max_records=cfg.data.max_records,
+    )
+
+
+def open_ledger(
+    cfg: Config, root: Path, private_dir: Path, data: PrivateData, resume: bool
+) -> tuple[Ledger, RunSecret]:
+    """A fresh run's new ledger and secret, or a resumed run's own, after proving it is that run."""
+    settings = privacy_settings(cfg)
+    path = root / LEDGER
+    if resume and path.is_file():
+        ledger = Ledger.load(path)
+        diff = settings.differences(ledger.settings)
+        if diff:
+            raise ConfigError(
+                "--resume: the privacy settings differ from the stored run's ("
+                + "; ".join(diff)
+                + "); a resume must continue the same run: start a fresh one instead"
+            )
+        return ledger, RunSecret.load(private_dir, ledger.run_nonce, data.fingerprint())
+    if resume:  # killed before its ledger existed: nothing was drawn, start it afresh
+        log.info("--resume: %s has no ledger yet; nothing was released, starting the run", root)
+    secret = RunSecret.new(private_dir, data.fingerprint(), cfg.privacy.noise_seed)
+    if secret.user_seed:
+        log.warning(
+            "privacy.noise_seed is set: anyone who knows it can subtract the noise (tests only)"
+        )
+    ledger = Ledger(
+        delta=settings.delta,
+        target_epsilon=settings.epsilon,
+        neighbouring=settings.neighbouring.value,
+        delta_rule="set by the user (privacy.delta)" if settings.delta else "pending",
+        run_nonce=secret.nonce,
+        settings=settings.to_dict(),
+        noise_seed_rule="set by the user (privacy.noise_seed): NOT secret, tests only"
+        if secret.user_seed
+        else "fresh OS entropy per run, kept in the PRIVATE folder",
+    )
+    ledger.save(path)
+    return ledger, secret
+
+
+def plan_releases(
+    cfg: Config, data: PrivateData, mechanism: GaussianMechanism
+) -> tuple[float, np.ndarray | None, list[GaussianRelease]]:
+    """The first (size) release, then delta, then the votes' sigmas, all checked before any vote.
+
+    Returns (delta, the noisy class counts or None, the planned vote releases).
+    """
+    settings = privacy_settings(cfg)
+    first = first_release(settings)
+    ledger = mechanism.ledger
+    if ledger.delta is None:  # nothing is drawn before the whole plan is priced within target
+        draft = vote_releases(settings, DELTA_REFERENCE, first)
+        ledger.assert_within_target([e for e in [first, *draft] if e and not ledger.get(e.name)])
+    noisy = None
+    if first is not None:
+        clean = (
+            (lambda: class_histogram(data.class_ids, data.num_classes, data.user_ids))
+            if first.kind == "class_counts"
+            else (lambda: unit_count(len(data), data.user_ids))
+        )
+        noisy = mechanism.release(first, clean, file=f"{first.name}.json", tag=data.class_names)
+    delta, rule = resolve_delta(settings, first, noisy)
+    mechanism.fix_delta(delta, rule)
+    votes = vote_releases(settings, delta, first)
+    ledger.assert_within_target([v for v in votes if ledger.get(v.name) is None])
+    counts = noisy if first is not None and first.kind == "class_counts" else None
+    return delta, counts, votes
+
+
+def class_sizes(cfg: Config, data: PrivateData, noisy_counts: np.ndarray | None) -> np.ndarray:
     """Samples per class from DP counts, public fractions or a uniform split (never raw counts)."""
     mode = cfg.privacy.class_counts
     if mode == "uniform":
-        return allocate(cfg.pe.samples, np.ones(data.num_classes)), None
+        return allocate(cfg.pe.samples, np.ones(data.num_classes))
     if mode == "public":
         fr = cfg.privacy.public_class_fractions or {}
         missing = [c for c in data.class_names if c not in fr]
         if missing:
             raise ConfigError(f"privacy.public_class_fractions has no entry for classes {missing}")
-        return allocate(cfg.pe.samples, np.array([fr[c] for c in data.class_names])), None
-    path = store.state / "class_counts.json"
-    if path.is_file():
-        noisy = np.asarray(json.loads(path.read_text())["noisy"], dtype=np.float64)
-    else:
-        clean = class_histogram(data.class_ids, data.num_classes, data.user_ids)
-        noisy = add_gaussian_noise(clean, sigma_counts or 0.0, rng)
-        write_json(
-            path, {"classes": data.class_names, "sigma": sigma_counts, "noisy": noisy.tolist()}
+        return allocate(cfg.pe.samples, np.array([fr[c] for c in data.class_names]))
+    assert noisy_counts is not None
+    return allocate(cfg.pe.samples, noisy_counts)
+
+
+def _warn_large_delta(cfg: Config, n: int) -> None:
+    """A user-set delta of at least 1/N allows publishing a record outright: say so (no N)."""
+    if cfg.privacy.delta is not None and cfg.privacy.delta * n >= 1.0:
+        log.warning(
+            "privacy.delta = %g is not below 1/N for this dataset: a mechanism that publishes a "
+            "whole record at random meets such a delta; pick a smaller one (or leave it unset)",
+            cfg.privacy.delta,
         )
-    store.record(GaussianRelease("class_counts", sigma_counts or 0.0, kind="class_counts"))
-    return allocate(cfg.pe.samples, noisy), [round(float(x), 2) for x in noisy]
 
 
 def build_llm(cfg: Config, show_progress: bool = True) -> LLM:
@@ -313,15 +361,7 @@ def run(
             f"pe.samples={cfg.pe.samples} is smaller than the number of classes ({data.num_classes}); "
             "every class needs at least one synthetic sample"
         )
-    delta = cfg.privacy.delta or default_delta(len(data))
-    delta_rule = (
-        "set by the user" if cfg.privacy.delta else "1/(N ln N), N = private records (public)"
-    )
-    share = cfg.privacy.class_count_share if cfg.privacy.class_counts == "dp" else None
-    sigmas, sigma_counts = schedule_sigmas(
-        cfg.privacy.epsilon, delta, cfg.schedule_weights(), share
-    )
-    neighbouring = "add/remove one user" if cfg.data.user_column else "add/remove one record"
+    _warn_large_delta(cfg, len(data))
     log.info(
         "private data: %d records, %d classes (%d empty texts dropped) from %s",
         len(data),
@@ -329,18 +369,10 @@ def run(
         data.dropped_empty,
         data.source,
     )
-    log.info(
-        "privacy: eps=%g delta=%.3g T=%d -> sigma_t=%s%s",
-        cfg.privacy.epsilon,
-        delta,
-        cfg.pe.iterations,
-        _fmt_sigmas(sigmas),
-        f", sigma={sigma_counts:.4f} for class counts" if sigma_counts else "",
-    )
     if math.isinf(cfg.privacy.epsilon):
         log.warning("privacy.epsilon is inf: NO NOISE, the output is NOT differentially private")
 
-    # 2. Run folder, ledger, private folder.
+    # 2. Run folder, private folder, ledger; the size release, delta and the votes' sigmas.
     root = _prepare_run_dir(cfg, resume)
     private_dir = _private_dir(cfg)
     write_atomic(
@@ -348,18 +380,19 @@ def run(
     )
     if not resume:
         write_atomic(root / "config.yaml", yaml.safe_dump(released_config(cfg), sort_keys=False))
-    ledger = (
-        Ledger.load(root / LEDGER)
-        if (root / LEDGER).is_file()
-        else Ledger(
-            delta=delta,
-            target_epsilon=cfg.privacy.epsilon,
-            neighbouring=neighbouring,
-            delta_rule=delta_rule,
-        )
+    ledger, secret = open_ledger(cfg, root, private_dir, data, resume)
+    mechanism = GaussianMechanism(ledger, root / LEDGER, root / "state", secret)
+    delta, noisy_counts, votes = plan_releases(cfg, data, mechanism)
+    first = next((e for e in ledger.events if e.kind != "vote_histogram"), None)
+    log.info(
+        "privacy: eps=%g delta=%.3g T=%d -> sigma_t=%s%s",
+        cfg.privacy.epsilon,
+        delta,
+        cfg.pe.iterations,
+        _fmt_sigmas([v.sigma for v in votes]),
+        f", sigma={first.sigma:.4f} for {first.name}" if first else "",
     )
-    noise_seed = _noise_seed(cfg, private_dir)
-    store = RunStore(root, ledger, sigmas, lambda t: np.random.default_rng([noise_seed, t]))
+    store = RunStore(root, mechanism, votes)
 
     # 3. Components: loaded once.
     own_llm = llm is None
@@ -370,20 +403,7 @@ def run(
         llm = llm or build_llm(cfg, show_progress)
     try:
         return _run_loaded(
-            cfg,
-            data,
-            prompts,
-            sigmas,
-            sigma_counts,
-            delta,
-            root,
-            private_dir,
-            ledger,
-            store,
-            noise_seed,
-            llm,
-            embedder,
-            timer,
+            cfg, data, prompts, store, private_dir, noisy_counts, llm, embedder, timer
         )
     finally:
         if own_llm:
@@ -394,18 +414,15 @@ def _run_loaded(
     cfg: Config,
     data: PrivateData,
     prompts: PromptSet,
-    sigmas: list[float],
-    sigma_counts: float | None,
-    delta: float,
-    root: Path,
-    private_dir: Path,
-    ledger: Ledger,
     store: RunStore,
-    noise_seed: int,
+    private_dir: Path,
+    noisy_counts: np.ndarray | None,
     llm: LLM,
     embedder: Embedder,
     timer: Timer,
 ) -> RunResult:
+    ledger, root = store.mechanism.ledger, store.root
+
     def embed_all_private() -> np.ndarray:
         with timer.stage(0, "embed_private"):
             return embed_private(
@@ -415,9 +432,7 @@ def _run_loaded(
                 private_dir / "cache" if cfg.embedding.cache_private else None,
             )
 
-    sizes, noisy_counts = class_sizes(
-        cfg, data, store, sigma_counts, np.random.default_rng([noise_seed, 0])
-    )
+    sizes = class_sizes(cfg, data, noisy_counts)
     descriptions = [cfg.generation.label_descriptions.get(c, c) for c in data.class_names]
     apis = TextAPIs(llm, prompts, cfg.generation, descriptions, cfg.seed)
     # The initial population needs no private data: its generation can hide the private embedding.
@@ -457,40 +472,47 @@ def _run_loaded(
     corpus = root / CORPUS
     write_jsonl(corpus, rows)
     usage = llm.usage
-    gen_usage: dict[str, Any] = {
+    tokens: dict[str, Any] = {
         "requests": usage.requests,
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
-        "seconds": round(usage.seconds, 3),
-        "tokens_per_second": round(usage.tokens_per_second, 2),
     }
-    timings = {**timer.to_dict(), "overlap_private": overlap, "generation": gen_usage}
+    # Timings grow with N and the private texts' lengths: the operator's, never released.
+    timings = {
+        **timer.to_dict(),
+        "overlap_private": overlap,
+        "generation": {
+            **tokens,
+            "seconds": round(usage.seconds, 3),
+            "tokens_per_second": round(usage.tokens_per_second, 2),
+        },
+    }
     write_json(root / "timings.json", timings)
     write_jsonl(
         root / "iterations.jsonl",
-        [
-            {"iteration": t, **r, "seconds": timer.iteration(t)}
-            for t, r in sorted(store.iter_log.items())
-        ],
+        [{"iteration": t, **r} for t, r in sorted(store.iter_log.items())],
     )
     per_class = {c: sum(1 for r in rows if r["class"] == c) for c in data.class_names}
+    sigma_of = {e.kind: e.sigma for e in ledger.events if e.kind != "vote_histogram"}
     summary = {
-        "corpus": str(corpus),
+        "corpus": CORPUS,
         "samples": len(rows),
         "samples_per_class": per_class,
         "target_samples_per_class": dict(zip(data.class_names, sizes.tolist())),
-        "noisy_class_counts": dict(zip(data.class_names, noisy_counts)) if noisy_counts else None,
-        "private_records": len(data),
+        "noisy_class_counts": None
+        if noisy_counts is None
+        else dict(zip(data.class_names, [round(float(x), 2) for x in noisy_counts])),
         "epsilon": ledger.epsilon(),
-        "delta": delta,
-        "sigma_votes": sigmas,
-        "sigma_class_counts": sigma_counts,
+        "delta": ledger.delta,
+        "delta_rule": ledger.delta_rule,
+        "neighbouring": ledger.neighbouring,
+        "sigma_votes": [e.sigma for e in store.votes],
+        "sigma_class_counts": sigma_of.get("class_counts"),
+        "sigma_record_count": sigma_of.get("record_count"),
         "iterations": cfg.pe.iterations,
-        "generation": {**apis.stats.to_dict(), **gen_usage, "model": llm.name},
+        "generation": {**apis.stats.to_dict(), **tokens, "model": llm.name},
         "cost": cost_report(llm),
-        "wall_seconds": timings["wall_seconds"],
-        "stages_seconds": timings["totals"],
         "overlap_private": overlap,
     }
     write_json(root / "summary.json", summary)
-    return RunResult(root, corpus, rows, ledger, summary)
+    return RunResult(root, corpus, rows, ledger, summary, timings)

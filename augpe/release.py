@@ -36,8 +36,10 @@ from augpe.errors import AugpeError
 log = logging.getLogger("augpe")
 
 __all__ = [
+    "ARTEFACTS",
     "MIN_WORDS",
     "RELEASE_FILES",
+    "artefact_table",
     "STATE_PATTERN",
     "ReleaseError",
     "find_class_counts",
@@ -45,17 +47,47 @@ __all__ = [
     "scan_for_private",
 ]
 
-RELEASE_FILES = (
-    "synthetic.jsonl",
-    "ledger.json",
-    "config.yaml",
-    "summary.json",
-    "iterations.jsonl",
-    "timings.json",
+ARTEFACTS: tuple[tuple[str, bool, str], ...] = (
+    # (name in the run folder, released by `augpe release`, what it holds and why that is safe)
+    (
+        "synthetic.jsonl",
+        True,
+        "the DP corpus: `text`, `class`, `labels`, `iteration`, `parent_id`, "
+        "`model`, `op`, `noisy_votes`; post-processing of noisy votes",
+    ),
+    (
+        "ledger.json",
+        True,
+        "run nonce, privacy settings, every DP release with its sigma; eps, mu "
+        "and delta derived (delta from the user or from a noisy count, never from N)",
+    ),
+    (
+        "config.yaml",
+        True,
+        "the resolved config; released with file paths cut to their names, "
+        "never holds the noise seed",
+    ),
+    ("summary.json", True, "sizes per class (synthetic and noisy), eps, delta, sigmas, tokens"),
+    ("iterations.jsonl", True, "per vote: population, parents, sigma, noisy vote max / sum"),
+    (
+        "timings.json",
+        False,
+        "wall time per stage, tokens/s: grows with N and the private texts' "
+        "lengths (a side channel), so it stays with the operator",
+    ),
+    (
+        "state/",
+        False,
+        "populations and noisy histograms as produced (for `--resume`); with "
+        "`--state`, the files that hold only synthetic text or noisy values",
+    ),
 )
-"""The DP-safe artefacts of a run folder (see augpe.pipeline); the first three are required."""
+"""The one list of run-folder artefacts: the release allow-list and the README's table both come
+from it (`artefact_table`; a test checks the README shows exactly this table)."""
+RELEASE_FILES = tuple(name for name, released, _ in ARTEFACTS if released and "/" not in name)
+"""The DP-safe top-level files of a run folder; the first three are required."""
 REQUIRED = ("synthetic.jsonl", "ledger.json", "config.yaml")
-STATE_PATTERN = re.compile(r"^(population_\d+|votes_\d+|class_counts)\.json$")
+STATE_PATTERN = re.compile(r"^(population_\d+|votes_\d+|class_counts|record_count)\.json$")
 """state/ files that hold only synthetic text or noisy histograms (released with include_state)."""
 MIN_WORDS = 5
 """Shorter private records ("Great product, thanks!") occur in any corpus: not evidence of a leak."""
@@ -65,6 +97,33 @@ _SEED_MIN_DIGITS = 9  # a user-set seed like 0 or 1234 occurs in any text; an OS
 
 class ReleaseError(AugpeError):
     """The release was refused; nothing was written to OUT."""
+
+
+def artefact_table() -> str:
+    """The README's run-folder table, generated from ARTEFACTS."""
+    rows = ["| file | released | what |", "|---|---|---|"]
+    for name, released, what in ARTEFACTS:
+        rows.append(f"| `{name}` | {'yes' if released else 'no'} | {what} |")
+    return "\n".join(rows)
+
+
+_PATH_SETTINGS = (
+    ("data", "path"),
+    ("output", "dir"),
+    ("output", "private_dir"),
+    ("generation", "cache_path"),
+    ("generation", "api_key_file"),
+)
+
+
+def public_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The config as released: machine paths (the private data's among them) cut to their names."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg.items()}
+    for section, key in _PATH_SETTINGS:
+        value = (out.get(section) or {}).get(key)
+        if isinstance(value, str) and value:
+            out[section][key] = Path(value).name
+    return out
 
 
 # ---- the scan --------------------------------------------------------------------------------
@@ -214,8 +273,10 @@ def _private_dir(run_dir: Path, cfg: dict[str, Any]) -> Path:
     return Path(pd) if pd else Path(str(run_dir) + ".PRIVATE")
 
 
-def _noise_seed(private_dir: Path) -> int | None:
-    path = private_dir / "state" / "noise_seed.json"
+def _noise_seed(private_dir: Path, nonce: str) -> int | None:
+    from augpe.privacy import RunSecret
+
+    path = RunSecret.path(private_dir, nonce)
     try:
         return int(json.loads(path.read_text())["noise_seed"])
     except (OSError, ValueError, KeyError, TypeError):
@@ -323,8 +384,11 @@ def release(
         for rel in take:
             (stage / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(run / rel, stage / rel)
+        (stage / "config.yaml").write_text(
+            yaml.safe_dump(public_config(cfg), sort_keys=False), encoding="utf-8"
+        )
         findings = (
-            _private_artefacts(stage, _noise_seed(private_dir))
+            _private_artefacts(stage, _noise_seed(private_dir, ledger.run_nonce))
             + find_class_counts(stage, class_names, counts)
             + scan_for_private(stage, texts)
         )

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from augpe import pipeline
+from augpe.privacy import mechanism
 from augpe.config import parse_config
 from augpe.embed import SentenceTransformerEmbedder
 from augpe.llm.base import Generation, GenerationRequest
@@ -153,14 +154,15 @@ def test_resume_after_a_kill_gives_the_same_corpus_and_never_redraws_noise(
         pipeline.run(cfg, show_progress=False, llm=SpyLLM(llm, crash_after=8), embedder=embedder)
     stored = (tmp_path / "killed" / "state" / "votes_01.json").read_text()
     draws = []
-    real_noise = pipeline.add_gaussian_noise
-    monkeypatch.setattr(pipeline, "add_gaussian_noise", lambda h, s, r: draws.append(s) or real_noise(h, s, r))
+    real_noise = mechanism.add_gaussian_noise
+    monkeypatch.setattr(mechanism, "add_gaussian_noise", lambda h, s, r: draws.append(s) or real_noise(h, s, r))
     resumed = pipeline.run(cfg, resume=True, show_progress=False, llm=llm, embedder=embedder)
     assert len(draws) == 1  # only the vote that had not happened yet (t=2); t=1 and class counts reused
     assert (tmp_path / "killed" / "state" / "votes_01.json").read_text() == stored
     assert resumed.corpus_path.read_bytes() == result.corpus_path.read_bytes()
     a = json.loads((tmp_path / "killed" / "ledger.json").read_text())
     b = json.loads((result.run_dir / "ledger.json").read_text())
+    assert a.pop("run_nonce") != b.pop("run_nonce")  # two runs, two nonces; the rest is equal
     assert a == b
 
 

@@ -16,7 +16,6 @@ from augpe.errors import ConfigError
 from augpe.privacy import (
     GaussianRelease,
     Ledger,
-    add_gaussian_noise,
     calibrate_sigma,
     default_delta,
     epsilon_for_sigma,
@@ -27,6 +26,7 @@ from augpe.privacy import (
     pld_epsilon,
     split_budget,
 )
+from augpe.privacy.mechanism import add_gaussian_noise
 
 T = 10
 
@@ -173,7 +173,7 @@ def _run_ledger(sigma_votes: float, sigma_counts: float, delta: float, eps: floa
     ledger = Ledger(delta=delta, target_epsilon=eps, delta_rule="1/(N ln N), N = 8396")
     ledger.record(GaussianRelease("class counts", sigma_counts, kind="class_counts"))
     for t in range(T):
-        ledger.record(GaussianRelease("votes", sigma_votes + 0.0001 * t, iteration=t))
+        ledger.record(GaussianRelease(f"votes_t{t}", sigma_votes + 0.0001 * t, iteration=t))
     return ledger
 
 
@@ -205,10 +205,14 @@ def test_ledger_round_trips_and_prices_its_events(tmp_path: Path) -> None:
 def test_ledger_refuses_to_exceed_its_target() -> None:
     delta = default_delta(1_939_290)
     ledger = Ledger(delta=delta, target_epsilon=1.0)
-    for t in range(T):
-        ledger.record(GaussianRelease("votes", 15.34, iteration=t))  # the published Yelp sigma
+    planned = [GaussianRelease(f"votes_t{t}", 15.34, iteration=t) for t in range(T)]  # Yelp's
     with pytest.raises(RuntimeError, match="budget exceeded"):
-        ledger.assert_within_target()
+        ledger.assert_within_target(planned)  # a plan is refused before anything is drawn
+    assert ledger.events == []
+    with pytest.raises(RuntimeError, match="budget exceeded"):
+        for event in planned:  # and recording one more than the budget allows is refused too
+            ledger.record(event)
+    assert len(ledger.events) < T
 
 
 def test_ledger_with_a_noiseless_release_costs_infinity(tmp_path: Path) -> None:

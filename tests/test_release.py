@@ -170,10 +170,10 @@ def test_release_refuses_the_noise_seed(finished: tuple[Config, RunResult], tmp_
     shutil.copytree(result.run_dir, run_copy)
     # The copied run's PRIVATE folder holds the seed, as a real run's does.
     shutil.copytree(Path(str(result.run_dir) + ".PRIVATE"), Path(str(run_copy) + ".PRIVATE"))
-    timings = json.loads((run_copy / "timings.json").read_text())
-    timings["debug"] = {"rng": SEED}
-    (run_copy / "timings.json").write_text(json.dumps(timings))
-    _refused(run_copy, tmp_path / "out", r"timings.json: contains the noise seed")
+    summary = json.loads((run_copy / "summary.json").read_text())
+    summary["debug"] = {"rng": SEED}
+    (run_copy / "summary.json").write_text(json.dumps(summary))
+    _refused(run_copy, tmp_path / "out", r"summary.json: contains the noise seed")
 
 
 def test_release_refuses_a_ledger_over_its_target(
@@ -285,14 +285,16 @@ def test_run_folder_never_holds_the_private_embedding_cache_or_the_noise_seed(
     assert cfg.embedding.cache_private  # the cache was written ...
     private = Path(str(result.run_dir) + ".PRIVATE")
     assert list((private / "cache").glob("private-embeddings-*.npy"))  # ... to the PRIVATE folder
-    assert json.loads((private / "state" / "noise_seed.json").read_text())["noise_seed"] == SEED
+    nonce = json.loads((result.run_dir / "ledger.json").read_text())["run_nonce"]
+    secret = json.loads((private / "runs" / f"{nonce}.json").read_text())
+    assert secret["noise_seed"] == SEED and secret["user_seed"] is True
     run_files = [p for p in result.run_dir.rglob("*") if p.is_file()]
     assert run_files
     for p in run_files:
         assert p.suffix not in (".npy", ".npz") and "noise_seed" not in p.name, p
         assert str(SEED) not in p.read_text(encoding="utf-8"), p
         assert ".PRIVATE" not in str(p.relative_to(result.run_dir))
-    assert "noise_seed: <redacted>" in (result.run_dir / "config.yaml").read_text()
+    assert "noise_seed: null" in (result.run_dir / "config.yaml").read_text()
     texts, names, counts = _private(cfg)
     assert scan_for_private(result.run_dir, texts) == []
     assert find_class_counts(result.run_dir, names, counts) == []

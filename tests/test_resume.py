@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zlib
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from fakes_pe import FILLER_WORDS, HashEmbedder, private_rows, small_config, write_jsonl
 
 from augpe import pipeline
+from augpe.privacy import mechanism
 from augpe.llm.base import Generation, Usage
 
 
@@ -60,7 +62,10 @@ def _cfg(tmp_path, name):
 
 
 def _artefacts(run_dir):
-    return {p: (run_dir / p).read_bytes() for p in ("synthetic.jsonl", "ledger.json")}
+    """Corpus bytes, and the ledger but for its run nonce (random per fresh run, by design)."""
+    ledger = json.loads((run_dir / "ledger.json").read_text())
+    assert len(ledger.pop("run_nonce")) == 32
+    return {"synthetic.jsonl": (run_dir / "synthetic.jsonl").read_bytes(), "ledger.json": ledger}
 
 
 @pytest.fixture
@@ -84,8 +89,8 @@ def test_kill_anywhere_then_resume_gives_identical_corpus_and_ledger(tmp_path, r
     counts_before = (pathlib.Path(state) / "class_counts.json").exists()
     stored = {p.name: p.read_bytes() for p in pathlib.Path(state).glob("votes_*.json")}
     draws: list[float] = []
-    real = pipeline.add_gaussian_noise
-    monkeypatch.setattr(pipeline, "add_gaussian_noise", lambda h, s, r: draws.append(s) or real(h, s, r))
+    real = mechanism.add_gaussian_noise
+    monkeypatch.setattr(mechanism, "add_gaussian_noise", lambda h, s, r: draws.append(s) or real(h, s, r))
     pipeline.run(cfg, resume=True, show_progress=False, llm=PureLLM(), embedder=HashEmbedder())
     for name, blob in stored.items():  # histograms drawn before the kill are reused, unchanged
         assert (pathlib.Path(state) / name).read_bytes() == blob

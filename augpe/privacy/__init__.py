@@ -1,15 +1,17 @@
-"""Privacy: exact Gaussian-DP accounting, the release ledger, and the one noise function.
+"""Privacy: exact Gaussian-DP accounting, the release ledger, the plan, and the one mechanism.
 
 Privacy model. What is protected is each private record (each user, when votes are normalised per
-user): the neighbouring relation is add/remove one record. The only things that touch private data
-and leave are the per-iteration vote histograms (L2 sensitivity 1) and, optionally, one class-count
-histogram, each released with Gaussian noise. Per-class histograms are built from disjoint records,
+user): the neighbouring relation is add/remove one record (user). The only things that touch
+private data and leave are the per-iteration vote histograms (L2 sensitivity 1) and one size
+release (the class-count histogram, or a record count when delta is derived from the data), each
+released with Gaussian noise by `GaussianMechanism`, which records the event before it draws. Per-class histograms are built from disjoint records,
 so they compose in parallel: one sigma per iteration covers all classes. T releases compose exactly
 as mu-GDP, mu = sqrt(sum_t 1/sigma_t^2), converted to (eps, delta) in closed form. Sigma is rounded
 UP after calibration, so the published eps is never exceeded.
 """
 
 from augpe.privacy.accounting import (
+    DELTA_REFERENCE,
     calibrate_sigma,
     default_delta,
     epsilon_for_sigma,
@@ -20,23 +22,41 @@ from augpe.privacy.accounting import (
     pld_epsilon,
     schedule_sigmas,
     split_budget,
+    vote_sigmas,
 )
-from augpe.privacy.ledger import RELEASE_KINDS, GaussianRelease, Ledger
-from augpe.privacy.noise import add_gaussian_noise
+from augpe.privacy.ledger import (
+    RELEASE_KINDS,
+    BudgetExceeded,
+    GaussianRelease,
+    Ledger,
+    Neighbouring,
+)
+from augpe.privacy.mechanism import GaussianMechanism, PrivacyStateError, RunSecret
+from augpe.privacy.plan import PrivacySettings, first_release, resolve_delta, vote_releases
 
 __all__ = [
+    "DELTA_REFERENCE",
     "RELEASE_KINDS",
+    "BudgetExceeded",
+    "GaussianMechanism",
     "GaussianRelease",
     "Ledger",
-    "add_gaussian_noise",
+    "Neighbouring",
+    "PrivacySettings",
+    "PrivacyStateError",
+    "RunSecret",
     "calibrate_sigma",
     "default_delta",
     "epsilon_for_sigma",
     "epsilon_for_sigmas",
+    "first_release",
     "gdp_delta",
     "gdp_epsilon",
     "gdp_mu",
     "pld_epsilon",
+    "resolve_delta",
     "schedule_sigmas",
     "split_budget",
+    "vote_releases",
+    "vote_sigmas",
 ]

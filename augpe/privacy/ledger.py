@@ -1,8 +1,10 @@
 """What was released, kept apart from what it costs (the dp-accounting split).
 
-Code that adds noise records a `GaussianRelease` describing *what* it released; the `Ledger` prices
-the list with exact GDP. The ledger is saved beside the outputs so the claimed (eps, delta) can be
-recomputed by anyone from the sigmas alone, and a resumed run continues the same ledger.
+The mechanism (`augpe.privacy.mechanism`) records a `GaussianRelease` describing *what* it
+released, before the noisy value exists; the `Ledger` prices the list with exact GDP. The ledger is
+saved beside the outputs so the claimed (eps, delta) can be recomputed by anyone from the sigmas
+alone. It also names the run (`run_nonce`, random, public) and the privacy settings it was planned
+with, so that a resume can prove it continues *this* run with *these* settings.
 """
 
 from __future__ import annotations
@@ -11,15 +13,28 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from augpe.privacy.accounting import gdp_epsilon
+from augpe.privacy.accounting import DELTA_REFERENCE, gdp_epsilon
 
-__all__ = ["RELEASE_KINDS", "GaussianRelease", "Ledger"]
+__all__ = ["RELEASE_KINDS", "BudgetExceeded", "GaussianRelease", "Ledger", "Neighbouring"]
 
-RELEASE_KINDS = ("vote_histogram", "class_counts")
+RELEASE_KINDS = ("vote_histogram", "class_counts", "record_count")
+
+
+class Neighbouring(str, Enum):
+    """The neighbouring relation the guarantee is stated under (and the sensitivities assume)."""
+
+    RECORD = "add/remove one record"
+    USER = "add/remove one user"  # with all of their records
+
+
+class BudgetExceeded(RuntimeError):
+    """A release (planned or recorded) would take the run past its target epsilon."""
 
 
 def _json_float(x: float) -> float | str:
@@ -63,45 +78,64 @@ class GaussianRelease:
 class Ledger:
     """Every Gaussian release of a run, priced exactly at `delta` by mu-GDP composition."""
 
-    delta: float
+    delta: float | None
+    """None until it is known: a delta derived from a DP size estimate is set after that release
+    (until then the ledger prices at DELTA_REFERENCE, a smaller delta, so a larger eps)."""
     target_epsilon: float
-    neighbouring: str = "add/remove one record"
+    neighbouring: str = Neighbouring.RECORD.value
     delta_rule: str = "set by the user"
     events: list[GaussianRelease] = field(default_factory=list)
+    run_nonce: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    noise_seed_rule: str = "fresh OS entropy per run, kept in the PRIVATE folder"
 
     def record(self, event: GaussianRelease) -> None:
-        """Append a release; call it when the noisy histogram is produced, before it is used."""
+        """Append a release. Only the mechanism calls this, before it draws the noise."""
+        if self.get(event.name) is not None:
+            raise ValueError(f"release {event.name!r} is already in the ledger")
+        self.assert_within_target([event])
         self.events.append(event)
 
-    def mu(self) -> float:
-        """mu of the composed releases: sqrt(sum (sensitivity/sigma)^2); inf if any sigma is 0."""
+    def get(self, name: str) -> GaussianRelease | None:
+        return next((e for e in self.events if e.name == name), None)
+
+    def mu(self, extra: Iterable[GaussianRelease] = ()) -> float:
+        """mu of the composed releases (+ `extra`, planned ones): sqrt(sum (sensitivity/sigma)^2)."""
         total = 0.0
-        for e in self.events:
+        for e in [*self.events, *extra]:
             if e.sigma == 0.0:
                 return math.inf
             total += (1.0 / e.noise_multiplier) ** 2
         return math.sqrt(total)
 
-    def epsilon(self) -> float:
-        """eps spent so far at `self.delta` (exact GDP conversion, rounded to the safe side)."""
-        return gdp_epsilon(self.mu(), self.delta)
+    @property
+    def pricing_delta(self) -> float:
+        return self.delta if self.delta is not None else DELTA_REFERENCE
 
-    def assert_within_target(self) -> None:
-        """Fail loudly rather than publish outputs whose privacy cost exceeds the promise."""
-        spent = self.epsilon()
+    def epsilon(self, extra: Iterable[GaussianRelease] = ()) -> float:
+        """eps spent so far (+ `extra`) at `delta` (exact GDP conversion, rounded to the safe side)."""
+        return gdp_epsilon(self.mu(extra), self.pricing_delta)
+
+    def assert_within_target(self, planned: Iterable[GaussianRelease] = ()) -> None:
+        """Fail loudly rather than publish (or draw) more than the promise. `planned` releases are
+        priced with the recorded ones, so a plan is checked before any of its noise is drawn."""
+        spent = self.epsilon(planned)
         if spent > self.target_epsilon * (1.0 + 1e-9):
-            raise RuntimeError(
-                f"privacy budget exceeded: spent eps={spent:.6g} > target eps={self.target_epsilon:.6g} "
-                f"at delta={self.delta:.3g}"
+            raise BudgetExceeded(
+                f"privacy budget exceeded: eps={spent:.6g} > target eps={self.target_epsilon:.6g} "
+                f"at delta={self.pricing_delta:.3g}"
             )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; `mu` and `epsilon` are derived, written for readers, ignored on load."""
         return {
+            "run_nonce": self.run_nonce,
             "delta": self.delta,
             "target_epsilon": _json_float(self.target_epsilon),
             "neighbouring": self.neighbouring,
             "delta_rule": self.delta_rule,
+            "noise_seed_rule": self.noise_seed_rule,
+            "settings": self.settings,
             "events": [asdict(e) for e in self.events],
             "mu": _json_float(self.mu()),
             "epsilon": _json_float(self.epsilon()),
@@ -109,12 +143,16 @@ class Ledger:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Ledger:
+        delta = data["delta"]
         return cls(
-            delta=float(data["delta"]),
+            delta=None if delta is None else float(delta),
             target_epsilon=float(data["target_epsilon"]),
-            neighbouring=str(data.get("neighbouring", "add/remove one record")),
+            neighbouring=str(data.get("neighbouring", Neighbouring.RECORD.value)),
             delta_rule=str(data.get("delta_rule", "set by the user")),
             events=[GaussianRelease(**e) for e in data.get("events", [])],
+            run_nonce=str(data.get("run_nonce", "")),
+            settings=dict(data.get("settings") or {}),
+            noise_seed_rule=str(data.get("noise_seed_rule", cls.noise_seed_rule)),
         )
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -142,7 +180,7 @@ class Ledger:
     def summary(self) -> str:
         """Human-readable account: what a reader needs to check the privacy claim."""
         iterations = sum(1 for e in self.events if e.kind == "vote_histogram")
-        spent = f"eps = {self.epsilon():.4f} at delta = {self.delta:.4g}"
+        spent = f"eps = {self.epsilon():.4f} at delta = {self.pricing_delta:.4g}"
         lines = [
             f"privacy spent: {spent} (target eps = {self.target_epsilon:g})",
             f"mu-GDP: mu = {self.mu():.6g}, {len(self.events)} releases, T = {iterations} votes",
@@ -154,4 +192,7 @@ class Ledger:
             )
         lines.append(f"neighbouring relation: {self.neighbouring}")
         lines.append(f"delta rule: {self.delta_rule}")
+        lines.append(f"noise seed: {self.noise_seed_rule}")
+        if self.run_nonce:
+            lines.append(f"run: {self.run_nonce}")
         return "\n".join(lines)

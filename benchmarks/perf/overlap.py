@@ -115,7 +115,7 @@ def main() -> None:
         runs[mode] = {
             "wall_seconds": round(wall, 2),
             "stages": timings["totals"],
-            "generate_calls_seconds": round(result.summary["generation"]["seconds"], 2),
+            "generate_calls_seconds": round(result.timings["generation"]["seconds"], 2),
             "corpus": [r["text"] for r in result.samples],
         }
     same = runs["on"].pop("corpus") == runs["off"].pop("corpus")
