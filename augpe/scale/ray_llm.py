@@ -72,6 +72,12 @@ def _prices_of(llm: Any) -> Prices:
     return meter.prices if meter is not None else Prices()
 
 
+def _node_id() -> str:
+    import ray
+
+    return str(ray.get_runtime_context().get_node_id())
+
+
 class _Replica:
     """The actor body: one backend, loaded once; answers batches and prices each answer."""
 
@@ -93,6 +99,7 @@ class _Replica:
             "name": self.llm.name,
             "cache_id": str(getattr(self.llm, "cache_id", self.llm.name)),
             "pid": os.getpid(),
+            "node": _node_id(),
             "worst_prices": (worst.input_per_1k, worst.output_per_1k),
         }
 

@@ -67,8 +67,11 @@ class _Shard:
     def info(self) -> dict[str, Any]:
         import resource
 
+        import ray
+
         return {
             "pid": os.getpid(),
+            "node": ray.get_runtime_context().get_node_id(),
             "rows": int(self.emb.shape[0]),
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         }
@@ -116,12 +119,11 @@ class ShardedVote:
         self._emb, self._class, self._users = private_emb, private_class, user_ids
         n = int(private_emb.shape[0])
         self.rows = shard_rows(n, execution.vote_shards or execution.replicas, user_ids)
-        self._actor = ray.remote(_Shard).options(
-            num_cpus=execution.vote_num_cpus,
-            num_gpus=execution.vote_num_gpus,
-            max_restarts=0,  # a lost shard is rebuilt from the driver's copy (see _retry)
-            scheduling_strategy="SPREAD",
-        )
+        self._actor = ray.remote(_Shard)
+        # Round-robin over the alive nodes (soft: Ray may place a shard elsewhere if it must).
+        # SPREAD alone does not spread actors that reserve no CPU, and the point of sharding is
+        # to spread the private embeddings' memory and the search over the machines.
+        self._nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
         self._shards = [self._spawn(s) for s in range(len(self.rows))]
         wait_ready(
             ray,
@@ -136,8 +138,16 @@ class ShardedVote:
         contiguous = idx.size == 0 or idx[-1] - idx[0] + 1 == idx.size
         sl = slice(int(idx[0]), int(idx[-1]) + 1) if contiguous and idx.size else idx
         users = None if self._users is None else self._users[sl]
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        where = NodeAffinitySchedulingStrategy(self._nodes[s % len(self._nodes)], soft=True)
         # ray.put of a slice view sends it without another copy on the driver
-        return self._actor.remote(
+        return self._actor.options(
+            num_cpus=self.execution.vote_num_cpus,
+            num_gpus=self.execution.vote_num_gpus,
+            max_restarts=0,  # a lost shard is rebuilt from the driver's copy (see _get)
+            scheduling_strategy=where,
+        ).remote(
             self._ray.put(self._emb[sl]), self._ray.put(self._class[sl]), users
         )
 

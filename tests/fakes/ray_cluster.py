@@ -1,0 +1,44 @@
+"""A real multi-node Ray cluster on this machine: a head and extra worker-node processes.
+
+`ray.cluster_utils.Cluster` starts each node as its own raylet + object store (separate
+processes, as on separate machines); the driver connects to the head, so actors placed with the
+SPREAD strategy land on different nodes. Kept small (1 CPU per node, 128 MiB object stores) so
+the tests fit a shared 2-core machine. Tests that use it are marked `ray`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+STORE = 128 * 2**20
+
+
+@contextmanager
+def local_ray_cluster(nodes: int = 2, num_cpus: float = 1) -> Iterator[object]:
+    ray = pytest.importorskip("ray", reason="pip install 'augpe[ray]'")
+    from ray.cluster_utils import Cluster
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": num_cpus,
+            "object_store_memory": STORE,
+            "include_dashboard": False,
+        },
+    )
+    try:
+        for _ in range(nodes - 1):
+            cluster.add_node(num_cpus=num_cpus, object_store_memory=STORE)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, logging_level="WARNING")
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
