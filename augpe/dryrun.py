@@ -14,7 +14,8 @@ from augpe.apis import request_rng
 from augpe.config import Config
 from augpe.data import load_private_data
 from augpe.llm.base import GenerationRequest
-from augpe.llm.cost import Prices, estimate_prompt_tokens
+from augpe.llm.cost import Prices
+from augpe.llm.tokens import prompt_counter
 from augpe.prompts import load_prompt_set, render_fill_blanks, render_random, render_rephrase
 from augpe.select import allocate
 from augpe.textops import mask_text, max_tokens_for
@@ -62,9 +63,14 @@ def dry_run(cfg: Config, n_examples: int = 3) -> dict[str, Any]:
                 examples.append(render_rephrase(prompts, labels[c], text, length.random_words, rng))
     counts = request_counts(cfg)
     max_tok = max_tokens_for(length.random_words, length.token_per_word, length.max_tokens)
+    # tiktoken for OpenAI models whose encoding file is here, else 3 characters per token; a
+    # mixture is counted with whichever of its members counts highest.
+    members = [g.mixture_member(i)[0] for i in range(len(g.mixture))] or [g]
+    counters = [prompt_counter(m.model, m.backend) for m in members]
     prompt_tok = max(
-        estimate_prompt_tokens(GenerationRequest(m, max_tok, g.temperature, g.top_p, 0))
+        count(GenerationRequest(m, max_tok, g.temperature, g.top_p, 0))
         for m in examples
+        for count in counters
     ) + int(length.random_words * length.token_per_word)
     prices = Prices(g.price_per_1k_input, g.price_per_1k_output)
     worst_in = counts["total"] * prompt_tok
@@ -78,6 +84,7 @@ def dry_run(cfg: Config, n_examples: int = 3) -> dict[str, Any]:
         "requests": counts,
         "max_retries_each": g.max_retries,
         "estimated_prompt_tokens": worst_in,
+        "prompt_tokens_counted_with": sorted({c.describe() for c in counters}),
         "max_completion_tokens": worst_out,
         "estimated_max_cost": round(prices.cost(worst_in, worst_out), 4),
         "example_prompts": examples,
@@ -94,6 +101,7 @@ def format_dry_run(report: dict[str, Any]) -> str:
         f"(+ up to {report['max_retries_each']} retries each for empty/malformed answers)",
         f"  tokens: ~{report['estimated_prompt_tokens']} prompt, <= {report['max_completion_tokens']} completion;"
         f" estimated max cost {report['estimated_max_cost']}",
+        "  prompt tokens counted with: " + "; ".join(report["prompt_tokens_counted_with"]),
         "  example prompts:",
     ]
     for msgs in report["example_prompts"]:

@@ -4,7 +4,8 @@ Prices are per backend (a mixture may pair a paid API with a free local model); 
 for the run and shared by every backend in it. The guard is pessimistic on purpose: before a batch
 is sent it charges every request its full `max_tokens` and an over-estimate of its prompt, and
 refuses the batch if that worst case could cross `max_cost`. Actual cost is then booked from the
-token counts the server reports (tiktoken would need a download, so the server is the reference).
+token counts the server reports; the worst case counts prompts with tiktoken where its encoding
+file is on this machine (`augpe.llm.tokens`), else estimates them from characters.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from augpe.errors import AugpeError
 from augpe.llm.base import LLM, Generation, GenerationRequest, OnResult, Usage
 
 __all__ = [
+    "ESTIMATE_METHOD",
     "Budget",
     "BudgetExceeded",
     "CostMeter",
@@ -92,6 +94,10 @@ class Budget:
         return None if self.max_cost is None else self.max_cost - self.spent
 
 
+ESTIMATE_METHOD = "estimate (3 characters per token)"
+"""How `estimate_prompt_tokens` counts; `augpe.llm.tokens` uses tiktoken instead where it can."""
+
+
 def estimate_prompt_tokens(req: GenerationRequest) -> int:
     """An upper-side estimate of a request's prompt tokens without a tokenizer.
 
@@ -110,10 +116,15 @@ class CostMeter:
         prices: Prices | None = None,
         budget: Budget | None = None,
         count_prompt: Callable[[GenerationRequest], int] = estimate_prompt_tokens,
+        count_method: str | None = None,
     ) -> None:
         self.prices = prices or Prices()
         self.budget = budget or Budget()
         self.count_prompt = count_prompt
+        # How prompts are counted before sending (the max_cost worst case), for the cost report.
+        self.count_method = count_method or (
+            ESTIMATE_METHOD if count_prompt is estimate_prompt_tokens else "the backend's tokenizer"
+        )
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.cost = 0.0
@@ -153,6 +164,7 @@ class CostMeter:
             "price_per_1k_input": self.prices.input_per_1k,
             "price_per_1k_output": self.prices.output_per_1k,
             "cost_by_batch": {k: round(v, 6) for k, v in self.by_desc.items()},
+            "prompt_tokens_before_sending": self.count_method,
         }
 
     def postfix(self) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from augpe.errors import BackendError, ConfigError, missing_dependency
 from augpe.llm.base import Generation, GenerationRequest, Message, OnResult, Usage, progress_bar
 from augpe.llm.cost import Budget, CostMeter, Metered, Prices
 from augpe.llm.retry import RetryPolicy, is_retryable_status, parse_retry_after
+from augpe.llm.tokens import prompt_counter
 
 __all__ = ["OpenAILLM", "messages_to_prompt", "read_api_key"]
 
@@ -167,7 +168,10 @@ class OpenAILLM(Metered):
         self.key_source = key_source
         self.show_progress = show_progress
         self.usage = Usage()
-        self.meter = CostMeter(prices, budget)
+        counter = prompt_counter(model, "openai")  # tiktoken when its file is here, else estimate
+        self.meter = CostMeter(
+            prices, budget, count_prompt=counter, count_method=counter.describe()
+        )
         self.retries: Counter[str] = Counter()
         self._rng = random.Random(rng_seed)
         # The key goes to the SDK and nowhere else; scrubbing error text is belt and braces.
