@@ -184,16 +184,17 @@ def table_views(folder: Path, views: Path) -> dict[str, str]:
 
 
 def _private_reference(
-    folder: Path, private_data: str | None, private_texts: Iterable[str] | None
+    run: Path, private_data: str | None, private_texts: Iterable[str] | None
 ) -> tuple[list[str], list[str], list[int]]:
-    """What the scans compare against, read the way `release` reads it: the private texts, and the
-    class names and clean counts (empty when only texts were given)."""
+    """What the scans compare against, read the way `release` reads it, from the *run's* config
+    (the released copy has its file paths cut to their names): the private texts, and the class
+    names and clean counts (empty when only texts were given)."""
     if private_texts is not None:
         return list(private_texts), [], []
     from augpe.config import DataConfig
     from augpe.data import load_private_data
 
-    cfg = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}
+    cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
     data_cfg = dict(cfg.get("data") or {})
     if private_data is not None:
         data_cfg["path"] = private_data
@@ -299,7 +300,7 @@ def release_dataset(
         if card:
             write_card(stage, fmt=fmt, license=license, command=command)
             extra["README.md.class_sizes.json"] = card_counts(stage)
-        texts, names, counts = _private_reference(stage, private_data, texts_in)
+        texts, names, counts = _private_reference(run, private_data, texts_in)
         findings = verify_release(stage, texts, names, counts, extra)
         if findings:
             shown = "\n  ".join(findings[:20]) + (

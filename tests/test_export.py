@@ -18,7 +18,7 @@ from augpe.config import Config
 from augpe.data import load_private_data
 from augpe.export import FORMATS, ExportTable, release_dataset, verify_release, write_table
 from augpe.pipeline import RunResult, run
-from augpe.release import RELEASE_FILES, ReleaseError, scan_for_private
+from augpe.release import ReleaseError, release, scan_for_private
 
 datasets = pytest.importorskip("datasets")
 
@@ -51,11 +51,13 @@ def test_default_format_is_todays_release_plus_the_card(
     finished: tuple[Config, RunResult], tmp_path: Path
 ) -> None:
     _, result = finished
+    plain = release(result.run_dir, tmp_path / "plain")  # what `augpe release` wrote before
     files = release_dataset(result.run_dir, tmp_path / "out")
-    got = sorted(str(p.relative_to(tmp_path / "out")) for p in files)
-    assert got == sorted([*RELEASE_FILES, "README.md"])
-    for name in RELEASE_FILES:  # the allow-listed files are copied unchanged
-        assert (tmp_path / "out" / name).read_bytes() == (result.run_dir / name).read_bytes()
+    names = sorted(str(p.relative_to(tmp_path / "out")) for p in files)
+    assert names == sorted([*(str(p.relative_to(tmp_path / "plain")) for p in plain), "README.md"])
+    assert {"synthetic.jsonl", "ledger.json", "config.yaml"} <= set(names)
+    for p in plain:  # byte for byte
+        assert (tmp_path / "out" / p.relative_to(tmp_path / "plain")).read_bytes() == p.read_bytes()
     _no_staging_left(tmp_path / "out")
 
 
