@@ -85,7 +85,7 @@ class _Shard:
         device: str,
         parts: int,
     ) -> Any:
-        from augpe.scale.knn import resolve_device
+        from augpe.scale.knn import knn_device_setting
 
         syn_emb, syn_class = synthetic
         t = vote_tally(
@@ -97,7 +97,7 @@ class _Shard:
             distance,  # type: ignore[arg-type]
             self.users,
             chunk,
-            resolve_device(device),
+            knn_device_setting(device),  # 'auto': this shard's GPU if it reserved one
         )
         pieces = tuple(np.array_split(t.limbs, parts))
         return pieces if parts > 1 else pieces[0]

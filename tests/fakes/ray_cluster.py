@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,12 @@ def local_ray_cluster(nodes: int = 2, num_cpus: float = 1) -> Iterator[object]:
     from ray.cluster_utils import Cluster
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Worker processes inherit the environment of the node processes started here: with the
+    # tests folder on their path they can import the fakes a test hands to a replica.
+    tests_dir = str(Path(__file__).resolve().parent.parent)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if tests_dir not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([tests_dir, *paths])
     if ray.is_initialized():
         ray.shutdown()
     cluster = Cluster(
