@@ -16,7 +16,7 @@ from test_eval_fakes import BagEmbedder, labelled_texts, make_run, write_table
 from augpe.cli import main
 from augpe.errors import AugpeError
 from augpe.evaluate import EvalOptions, evaluate
-from augpe.evaluate.cache import EmbeddingCache, default_cache_dir
+from augpe.evaluate.cache import EmbeddingCache, default_cache_dir, text_key
 from augpe.pipeline import run
 
 OPTS = EvalOptions(per_iteration=False, plots=False)
@@ -96,6 +96,16 @@ def test_vectors_read_back_from_disk_are_the_models(tmp_path: Path) -> None:
     assert np.array_equal(again[0], vecs[1]) and np.array_equal(again[1], vecs[0])
     assert again[2] is None
     assert EmbeddingCache(tmp_path, "other-model").get(["one text"]) == [None]  # per model
+
+
+def test_a_key_ending_in_a_zero_byte_is_read_back(tmp_path: Path) -> None:
+    # 1 key in 256 ends in 0x00; a numpy bytes dtype would strip it and miss the text forever.
+    texts = [t for t in (f"text {i}" for i in range(5000)) if text_key("m", t)[-1] == 0][:3]
+    assert len(texts) == 3
+    vecs = np.arange(12, dtype=np.float32).reshape(3, 4)
+    EmbeddingCache(tmp_path, "m").put(texts, vecs)
+    got = EmbeddingCache(tmp_path, "m").get(texts)
+    assert all(g is not None for g in got) and np.array_equal(np.stack(got), vecs)  # type: ignore[arg-type]
 
 
 def test_progress_output_says_what_is_embedded(

@@ -125,11 +125,13 @@ class EmbeddingCache:
             try:
                 with np.load(shard) as z:
                     keys, vecs = z["keys"], z["vectors"]
+                if keys.dtype != np.uint8 or keys.shape != (len(vecs), _KEY_BYTES):
+                    raise ValueError(f"keys of shape {keys.shape}, {keys.dtype}")
             except (OSError, ValueError, KeyError) as err:
                 log.warning("eval cache: skipping unreadable %s (%s)", shard, err)
                 continue
-            for k, v in zip(keys.tolist(), vecs):
-                self._vectors.setdefault(bytes(k), v)
+            for k, v in zip(keys, vecs):
+                self._vectors.setdefault(k.tobytes(), v)
 
     def get(self, texts: Sequence[str]) -> list[np.ndarray | None]:
         self._load()
@@ -144,7 +146,8 @@ class EmbeddingCache:
             return
         for k, v in new:
             self._vectors[k] = v
-        key_arr = np.array([k for k, _ in new], dtype=f"S{_KEY_BYTES}")
+        # Raw bytes as uint8 rows: a numpy bytes dtype ("S16") would drop a key's trailing NULs.
+        key_arr = np.frombuffer(b"".join(k for k, _ in new), dtype=np.uint8).reshape(-1, _KEY_BYTES)
         vec_arr = np.stack([v for _, v in new]).astype(np.float32)
         name = hashlib.sha256(key_arr.tobytes()).hexdigest()[:24] + ".npz"
 
