@@ -245,15 +245,26 @@ class RayLLM:
         with progress_bar(len(requests), desc, self.show_progress) as bar:
             while todo or inflight:
                 now = time.monotonic()
-                for r, replica in enumerate(self._replicas):
-                    if r in self._dead or cooling.get(r, 0.0) > now:
-                        continue
-                    queued = sum(1 for rr, _ in inflight.values() if rr == r)
-                    while todo and queued < QUEUED_PER_REPLICA:
+                live = [
+                    r
+                    for r in range(len(self._replicas))
+                    if r not in self._dead and cooling.get(r, 0.0) <= now
+                ]
+                queued = {r: 0 for r in live}
+                for rr, _ in inflight.values():
+                    if rr in queued:
+                        queued[rr] += 1
+                while todo:  # one batch per replica per round: small calls use every replica
+                    free = [r for r in live if queued[r] < QUEUED_PER_REPLICA]
+                    if not free:
+                        break
+                    for r in free:
+                        if not todo:
+                            break
                         batch = todo.popleft()
-                        ref = replica.generate.remote([requests[i] for i in batch], desc)
+                        ref = self._replicas[r].generate.remote([requests[i] for i in batch], desc)
                         inflight[ref] = (r, batch)
-                        queued += 1
+                        queued[r] += 1
                 if not inflight:
                     if len(self._dead) == len(self._replicas):
                         raise BackendError(
