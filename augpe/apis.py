@@ -28,9 +28,13 @@ from augpe.textops import (
     mask_text,
     max_tokens_for,
     strip_instruction_echo,
+    strip_label_echo,
     target_words,
+    trim_unfinished,
 )
 
+KEYWORD_SLOTS = ("keyword", "keyword2")
+"""Prompt placeholders that DP keywords fill (a prompt set lists public fallbacks for them)."""
 _PURPOSE = {"random": 1, "rephrase": 2, "fill_blanks": 3}
 _CODE = {"random": "n", "rephrase": "r", "fill_blanks": "f"}
 
@@ -51,6 +55,7 @@ class GenerationStats:
     retried: int = 0
     dropped: int = 0
     failures: Counter[str] = field(default_factory=Counter)
+    tidied: Counter[str] = field(default_factory=Counter)  # kept, after cutting what is counted
 
     def merge(self, other: GenerationStats) -> None:
         self.requested += other.requested
@@ -58,6 +63,7 @@ class GenerationStats:
         self.retried += other.retried
         self.dropped += other.dropped
         self.failures.update(other.failures)
+        self.tidied.update(other.tidied)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +72,7 @@ class GenerationStats:
             "retried": self.retried,
             "dropped": self.dropped,
             "failures": dict(self.failures),
+            "tidied": dict(self.tidied),
         }
 
 
@@ -91,12 +98,14 @@ class TextAPIs:
         cfg: GenerationConfig,
         class_descriptions: list[str],
         seed: int,
+        keywords: list[list[str]] | None = None,
     ) -> None:
         self.llm = llm
         self.prompts = prompts
         self.cfg = cfg
         self.labels = class_descriptions
         self.seed = seed
+        self.keywords = keywords  # per class, from the DP keyword release (or None)
         self.stats = GenerationStats()
 
     def _request(self, messages: list[Message], words: int, seed: int) -> GenerationRequest:
@@ -118,7 +127,9 @@ class TextAPIs:
             def build(attempt: int) -> tuple[GenerationRequest, str | None]:
                 rng = request_rng(self.seed, iteration, "random", stream, slot, attempt)
                 words = self.cfg.length.random_words
-                messages, _ = render_random(self.prompts, self.labels[c], words, rng)
+                kws = self.keywords[c] if self.keywords else []
+                overrides = {f: kws for f in KEYWORD_SLOTS} if kws else None
+                messages, _ = render_random(self.prompts, self.labels[c], words, rng, overrides)
                 return self._request(messages, words, int(rng.integers(2**31 - 1))), None
 
             return _Job(slot, stream, c, None, "random", build)
@@ -166,6 +177,14 @@ class TextAPIs:
 
         return build
 
+    def _tidy(self, text: str, class_id: int, stats: GenerationStats) -> str | None:
+        """Cut an echoed class description and an unfinished last sentence (counted)."""
+        text, echoed = strip_label_echo(text, self.labels[class_id])
+        text, cut = trim_unfinished(text)
+        stats.tidied["label_echo"] += echoed
+        stats.tidied["unfinished_sentence"] += cut
+        return clean_generation(text) if echoed else text
+
     # ---- retries ----------------------------------------------------------------------------
     def _run(self, jobs: list[_Job], iteration: int, desc: str) -> list[Sample]:
         stats = GenerationStats(requested=len(jobs))
@@ -188,6 +207,8 @@ class TextAPIs:
                     continue
                 instruction = built_req.messages[-1]["content"]
                 text = clean_generation(strip_instruction_echo(gen.text, instruction))
+                if text is not None and self.cfg.tidy:
+                    text = self._tidy(text, job.class_id, stats)
                 if text is None:
                     stats.failures["empty_or_malformed"] += 1
                     still.append(job)

@@ -60,6 +60,13 @@ class PrivacyConfig(_Section):
         "uniform: equal share per class; public: use public_class_fractions",
     )
     class_count_share: float = Field(0.05, gt=0.0, lt=1.0)
+    keywords: bool = Field(
+        False,
+        description="release DP topic keywords per class (a noisy histogram of public vocabulary "
+        "words in the private records) for the RANDOM API's {keyword} slots",
+    )
+    keyword_share: float = Field(0.1, gt=0.0, lt=1.0, description="share of mu^2 for keywords")
+    keywords_per_class: int = Field(40, ge=1, description="at most this many keywords per class")
     public_class_fractions: dict[str, float] | None = None
     schedule: Literal["constant", "linear"] | list[float] = Field(
         "constant",
@@ -117,6 +124,11 @@ class GenerationConfig(_Section):
     )
     max_retries: int = Field(
         2, ge=0, description="retries (new seed) for empty or malformed generations"
+    )
+    tidy: bool = Field(
+        True,
+        description="cut an echoed class description and an unfinished last sentence from each "
+        "generation (counted in summary.json generation.tidied)",
     )
     length: LengthConfig = Field(default_factory=LengthConfig)
     # embedded backend
@@ -219,6 +231,7 @@ class GenerationConfig(_Section):
             "variation",
             "mask_schedule",
             "max_retries",
+            "tidy",
             "length",
             "mixture",
             "cache",
@@ -278,7 +291,18 @@ class PEConfig(_Section):
     keep_parents: bool = True
     lookahead: int = Field(0, ge=0, description="d: vote with the mean embedding of d variations")
     lookahead_include_self: bool = True
-    output: Literal["selected", "all"] = "selected"
+    output: Literal["selected", "all", "union"] = Field(
+        "selected",
+        description="selected: the last selection; all: the last population; union: every sample "
+        "selected in any iteration",
+    )
+    dedup: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="cosine above which a candidate is a near-duplicate of an earlier one of its "
+        "class: it gets no vote and is never selected (0 = off)",
+    )
     vote_chunk: int = Field(65536, ge=1, description="private records searched per chunk (memory)")
     knn_device: Literal["auto", "cpu", "cuda"] = Field(
         "auto",

@@ -58,20 +58,25 @@ def evolve(
     timer: Timer,
     rng_for: Callable[[int], np.random.Generator],
 ) -> PEResult:
-    """Run T DP iterations. `vote(emb, classes)` returns the NOISY histogram (DP release)."""
+    """Run T DP iterations. `vote(emb, classes)` is the CLEAN histogram (private); the state
+    releases it through the Gaussian mechanism (`noisy_votes`), and only that noisy release is
+    read afterwards."""
     L, T = cfg.variations, cfg.iterations
+    chosen: dict[str, tuple[Sample, float]] = {}  # every selected parent and its latest noisy vote
     with timer.stage(0, "generate"):
         gen = state.population(0, lambda: initial_population(apis, sizes, L, cfg.lookahead))
     for t in range(1, T + 1):
         with timer.stage(t, "embed"):
             emb = embed_candidates(embed, gen, cfg.lookahead_include_self)
+            voters = vote_classes(gen.samples, emb, cfg.dedup)  # near-duplicates get no vote
         with timer.stage(t, "vote"):
-            noisy = state.noisy_votes(t, gen.samples, lambda: vote(emb, class_array(gen.samples)))
+            noisy = state.noisy_votes(t, gen.samples, lambda: vote(emb, voters))  # + N(0, s_t^2)
         with timer.stage(t, "select"):
-            parents = select_per_class(gen.samples, noisy, sizes, cfg, rng_for(t))
+            parents = select_per_class(gen.samples, noisy, sizes, cfg, rng_for(t), voters)
+        chosen.update({gen.samples[i].id: (gen.samples[i], float(noisy[i])) for i in parents})
         state.log_iteration(t, {"population": len(gen.samples), "parents": len(parents)})
         if t == T:
-            return final_output(gen, noisy, parents, cfg.output)
+            return final_output(gen, noisy, parents, cfg.output, chosen, voters)
         with timer.stage(t, "generate"):
             gen = state.population(t, lambda: next_population(apis, gen, parents, L, cfg, t))
     raise AssertionError("unreachable")
@@ -112,15 +117,42 @@ def embed_candidates(embed: Embedder, gen: Candidates, include_self: bool) -> np
     return out
 
 
+def vote_classes(samples: list[Sample], emb: np.ndarray, dedup: float) -> np.ndarray:
+    """Each candidate's class for the vote, -1 for a near-duplicate of an earlier one.
+
+    Near-duplicates (cosine > `dedup` to an earlier candidate of the same class) would split the
+    votes of one region between copies; with class -1 no record votes for them, and they are
+    neither selected nor output. Reads only synthetic embeddings: no privacy cost.
+    """
+    classes = class_array(samples)
+    if not dedup or len(samples) < 2:
+        return classes
+    unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    out = classes.copy()
+    for c in np.unique(classes):
+        idx = np.flatnonzero(classes == c)
+        sim = unit[idx] @ unit[idx].T
+        np.fill_diagonal(sim, -1.0)
+        kept: list[int] = []
+        for j in range(idx.size):
+            if kept and sim[j, kept].max() > dedup:
+                out[idx[j]] = -1
+            else:
+                kept.append(j)
+    return out
+
+
 def select_per_class(
     samples: list[Sample],
     noisy: np.ndarray,
     sizes: np.ndarray,
     cfg: PEConfig,
     rng: np.random.Generator,
+    voters: np.ndarray | None = None,
 ) -> list[int]:
-    """Indices (into samples) of the next parents: sizes[c] per class, from noisy counts only."""
-    classes = class_array(samples)
+    """Indices (into samples) of the next parents: sizes[c] per class, from noisy counts only
+    (among the candidates that could be voted for: not the near-duplicates)."""
+    classes = class_array(samples) if voters is None else voters
     chosen: list[int] = []
     for c, n in enumerate(sizes):
         idx = np.flatnonzero(classes == c)
@@ -149,8 +181,21 @@ def next_population(
     return with_lookahead(apis, keep + kids, cfg.lookahead, iteration=t)
 
 
-def final_output(gen: Candidates, noisy: np.ndarray, parents: list[int], mode: str) -> PEResult:
-    """'selected': the last selection (unique, best first); 'all': the whole last population."""
-    idx = list(dict.fromkeys(parents)) if mode == "selected" else list(range(len(gen.samples)))
+def final_output(
+    gen: Candidates,
+    noisy: np.ndarray,
+    parents: list[int],
+    mode: str,
+    chosen: dict[str, tuple[Sample, float]] | None = None,
+    voters: np.ndarray | None = None,
+) -> PEResult:
+    """'selected': the last selection (unique, best first); 'all': the whole last population;
+    'union': every sample selected in any iteration (post-processing of noisy votes too)."""
+    if mode == "union" and chosen is not None:
+        return PEResult([s for s, _ in chosen.values()], {k: v for k, (_, v) in chosen.items()})
+    if mode == "selected":
+        idx = list(dict.fromkeys(parents))
+    else:  # the whole population, but for the near-duplicates
+        idx = [i for i in range(len(gen.samples)) if voters is None or voters[i] >= 0]
     out = [gen.samples[i] for i in idx]
     return PEResult(out, {gen.samples[i].id: float(noisy[i]) for i in idx})

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from augpe.apis import TextAPIs
+from augpe.apis import KEYWORD_SLOTS, TextAPIs
 from augpe.config import Config
 from augpe.data import PrivateData, load_private_data
 from augpe.embed import Embedder, PrivateEmbeddings, SentenceTransformerEmbedder, embed_private
@@ -40,7 +40,6 @@ from augpe.llm.cache import resolve_cache_path, wrap_with_cache
 from augpe.llm.cost import cost_report
 from augpe.population import Sample, corpus_record
 from augpe.privacy import (
-    DELTA_REFERENCE,
     GaussianMechanism,
     GaussianRelease,
     Ledger,
@@ -48,10 +47,12 @@ from augpe.privacy import (
     PrivacySettings,
     RunSecret,
     first_release,
+    keyword_release,
     resolve_delta,
     vote_releases,
 )
-from augpe.prompts import PromptSet, load_prompt_set
+from augpe.privacy.keywords import keyword_histogram, public_vocabulary, select_keywords
+from augpe.prompts import PromptSet, load_prompt_set, template_fields
 from augpe.select import allocate
 from augpe.timing import Timer
 from augpe.vote import class_histogram, unit_count, vote_histogram
@@ -203,6 +204,7 @@ def privacy_settings(cfg: Config) -> PrivacySettings:
         count_share=cfg.privacy.class_count_share,
         neighbouring=Neighbouring.USER if cfg.data.user_column else Neighbouring.RECORD,
         max_records=cfg.data.max_records,
+        keyword_share=cfg.privacy.keyword_share if cfg.privacy.keywords else None,
     )
 
 
@@ -244,19 +246,27 @@ def open_ledger(
     return ledger, secret
 
 
-def plan_releases(
-    cfg: Config, data: PrivateData, mechanism: GaussianMechanism
-) -> tuple[float, np.ndarray | None, list[GaussianRelease]]:
-    """The first (size) release, then delta, then the votes' sigmas, all checked before any vote.
+@dataclass(frozen=True)
+class ReleasePlan:
+    """What the releases before the votes gave, and the votes planned after them."""
 
-    Returns (delta, the noisy class counts or None, the planned vote releases).
+    delta: float
+    noisy_counts: np.ndarray | None  # class counts, when class_counts is dp
+    keywords: list[list[str]] | None  # per class, when privacy.keywords is on
+    votes: list[GaussianRelease]
+
+
+def plan_releases(cfg: Config, data: PrivateData, mechanism: GaussianMechanism) -> ReleasePlan:
+    """The releases before the votes (size, keywords), then delta, then the votes' sigmas.
+
+    The whole plan is priced before the first noise is drawn, and again once delta is known.
     """
     settings = privacy_settings(cfg)
-    first = first_release(settings)
+    first, kw = first_release(settings), keyword_release(settings)
+    before = [e for e in (first, kw) if e is not None]
     ledger = mechanism.ledger
-    if ledger.delta is None:  # nothing is drawn before the whole plan is priced within target
-        draft = vote_releases(settings, DELTA_REFERENCE, first)
-        ledger.assert_within_target([e for e in [first, *draft] if e and not ledger.get(e.name)])
+    draft = vote_releases(settings, ledger.pricing_delta, before)
+    ledger.assert_within_target([e for e in [*before, *draft] if not ledger.get(e.name)])
     noisy = None
     if first is not None:
         clean = (
@@ -267,10 +277,23 @@ def plan_releases(
         noisy = mechanism.release(first, clean, file=f"{first.name}.json", tag=data.class_names)
     delta, rule = resolve_delta(settings, first, noisy)
     mechanism.fix_delta(delta, rule)
-    votes = vote_releases(settings, delta, first)
+    keywords = None
+    if kw is not None:
+        vocab = public_vocabulary()
+        noisy_kw = mechanism.release(
+            kw,
+            lambda: keyword_histogram(
+                data.texts, data.class_ids, data.num_classes, vocab, data.user_ids
+            ),
+            file="keywords.json",
+            tag={"classes": data.class_names, "vocabulary": len(vocab)},
+        )
+        top = cfg.privacy.keywords_per_class
+        keywords = select_keywords(noisy_kw, data.num_classes, vocab, kw.sigma, top)
+    votes = vote_releases(settings, delta, before)
     ledger.assert_within_target([v for v in votes if ledger.get(v.name) is None])
     counts = noisy if first is not None and first.kind == "class_counts" else None
-    return delta, counts, votes
+    return ReleasePlan(delta, counts, keywords, votes)
 
 
 def class_sizes(cfg: Config, data: PrivateData, noisy_counts: np.ndarray | None) -> np.ndarray:
@@ -300,7 +323,12 @@ def _warn_large_delta(cfg: Config, n: int) -> None:
 
 def build_llm(cfg: Config, show_progress: bool = True) -> LLM:
     """The configured backend (or mixture) behind the persistent request cache."""
-    llm = make_llm(cfg.generation, show_progress=show_progress)
+    if cfg.execution.engine == "ray":  # replicas on Ray; the cache stays here, on the driver
+        from augpe.scale.ray_llm import make_ray_llm
+
+        llm = make_ray_llm(cfg.generation, cfg.execution, show_progress=show_progress)
+    else:
+        llm = make_llm(cfg.generation, show_progress=show_progress)
     private = math.isfinite(cfg.privacy.epsilon)
     return wrap_with_cache(llm, resolve_cache_path(cfg.generation, cfg.output.dir, private=private))
 
@@ -361,6 +389,13 @@ def run(
             f"pe.samples={cfg.pe.samples} is smaller than the number of classes ({data.num_classes}); "
             "every class needs at least one synthetic sample"
         )
+    if cfg.privacy.keywords and not any(
+        set(KEYWORD_SLOTS) & set(template_fields(t)) for t in prompts.random.templates
+    ):
+        raise ConfigError(
+            f"privacy.keywords: the prompt set '{prompts.name}' has no {{keyword}} slot in its "
+            "random templates, so DP keywords would be paid for and never used"
+        )
     _warn_large_delta(cfg, len(data))
     log.info(
         "private data: %d records, %d classes (%d empty texts dropped) from %s",
@@ -382,7 +417,8 @@ def run(
         write_atomic(root / "config.yaml", yaml.safe_dump(released_config(cfg), sort_keys=False))
     ledger, secret = open_ledger(cfg, root, private_dir, data, resume)
     mechanism = GaussianMechanism(ledger, root / LEDGER, root / "state", secret)
-    delta, noisy_counts, votes = plan_releases(cfg, data, mechanism)
+    plan = plan_releases(cfg, data, mechanism)
+    delta, votes = plan.delta, plan.votes
     first = next((e for e in ledger.events if e.kind != "vote_histogram"), None)
     log.info(
         "privacy: eps=%g delta=%.3g T=%d -> sigma_t=%s%s",
@@ -402,9 +438,7 @@ def run(
         embedder = embedder or build_embedder(cfg, show_progress)
         llm = llm or build_llm(cfg, show_progress)
     try:
-        return _run_loaded(
-            cfg, data, prompts, store, private_dir, noisy_counts, llm, embedder, timer
-        )
+        return _run_loaded(cfg, data, prompts, store, private_dir, plan, llm, embedder, timer)
     finally:
         if own_llm:
             llm.close()
@@ -416,7 +450,7 @@ def _run_loaded(
     prompts: PromptSet,
     store: RunStore,
     private_dir: Path,
-    noisy_counts: np.ndarray | None,
+    plan: ReleasePlan,
     llm: LLM,
     embedder: Embedder,
     timer: Timer,
@@ -432,14 +466,23 @@ def _run_loaded(
                 private_dir / "cache" if cfg.embedding.cache_private else None,
             )
 
+    noisy_counts = plan.noisy_counts
     sizes = class_sizes(cfg, data, noisy_counts)
     descriptions = [cfg.generation.label_descriptions.get(c, c) for c in data.class_names]
-    apis = TextAPIs(llm, prompts, cfg.generation, descriptions, cfg.seed)
+    apis = TextAPIs(llm, prompts, cfg.generation, descriptions, cfg.seed, plan.keywords)
     # The initial population needs no private data: its generation can hide the private embedding.
     overlap = overlap_private(cfg)
     private = PrivateEmbeddings(embed_all_private, background=overlap, timer=timer)
 
     def vote(emb: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        if cfg.execution.engine == "ray":  # private shards on the cluster: the same histogram
+            from augpe.scale.ray_vote import sharded_vote
+
+            return sharded_vote(cfg, private, data).histogram(
+                emb, classes, cfg.pe.k, cfg.pe.distance, cfg.pe.vote_chunk, cfg.pe.knn_device
+            )
+        from augpe.scale.knn import knn_device_setting
+
         return vote_histogram(
             private.get(),
             data.class_ids,
@@ -449,6 +492,7 @@ def _run_loaded(
             cfg.pe.distance,
             data.user_ids,
             cfg.pe.vote_chunk,
+            device=knn_device_setting(cfg.pe.knn_device),
         )
 
     # 4. The method.
@@ -510,6 +554,9 @@ def _run_loaded(
         "sigma_class_counts": sigma_of.get("class_counts"),
         "sigma_record_count": sigma_of.get("record_count"),
         "iterations": cfg.pe.iterations,
+        "keywords": None
+        if plan.keywords is None
+        else dict(zip(data.class_names, plan.keywords)),  # post-processing of the DP release
         "generation": {**apis.stats.to_dict(), **tokens, "model": llm.name},
         "cost": cost_report(llm),
         "overlap_private": overlap,

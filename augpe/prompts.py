@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -318,21 +318,28 @@ def _parse(raw: Any, path: Path) -> PromptSet:
 # ---------------------------------------------------------------------------------------------
 
 
-def _pick(items: tuple[str, ...], rng: np.random.Generator) -> str:
+def _pick(items: Sequence[str], rng: np.random.Generator) -> str:
     return items[int(rng.integers(len(items)))]
 
 
 def _draw_replacements(
-    ps: PromptSet, template: str, kind: str, rng: np.random.Generator
+    ps: PromptSet,
+    template: str,
+    kind: str,
+    rng: np.random.Generator,
+    overrides: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, str]:
     """One value per replacement placeholder the template uses, in order of first use.
 
     A placeholder the kind fills itself (``{style}`` in rephrase) is not drawn from replacements.
+    `overrides` replaces a placeholder's list (e.g. {keyword}: a class's DP keywords) when the
+    replacement list given is not empty; one uniform draw either way.
     """
     drawn: dict[str, str] = {}
     for f in template_fields(template):
         if f in ps.random.replacements and f not in drawn and f not in _BASE_FIELDS[kind]:
-            drawn[f] = _pick(ps.random.replacements[f], rng)
+            values = (overrides or {}).get(f) or ps.random.replacements[f]
+            drawn[f] = _pick(values, rng)
     return drawn
 
 
@@ -352,14 +359,18 @@ def _check_words(words: int) -> int:
 
 
 def render_random(
-    ps: PromptSet, label: str, words: int, rng: np.random.Generator
+    ps: PromptSet,
+    label: str,
+    words: int,
+    rng: np.random.Generator,
+    overrides: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[list[Message], dict[str, str]]:
     """A RANDOM API request: one template and one value per placeholder, drawn from ``rng``.
 
     Returns the messages and the drawn replacement values (keyed by placeholder), for the record.
     """
     template = _pick(ps.random.templates, rng)
-    drawn = _draw_replacements(ps, template, "random", rng)
+    drawn = _draw_replacements(ps, template, "random", rng, overrides)
     user = template.format(label=label, words=_check_words(words), **drawn)
     return _messages(ps.system, [], user.strip()), drawn
 

@@ -39,9 +39,9 @@ __all__ = [
     "ARTEFACTS",
     "MIN_WORDS",
     "RELEASE_FILES",
-    "artefact_table",
     "STATE_PATTERN",
     "ReleaseError",
+    "artefact_table",
     "find_class_counts",
     "release",
     "scan_for_private",
@@ -52,34 +52,44 @@ ARTEFACTS: tuple[tuple[str, bool, str], ...] = (
     (
         "synthetic.jsonl",
         True,
-        "the DP corpus: `text`, `class`, `labels`, `iteration`, `parent_id`, "
-        "`model`, `op`, `noisy_votes`; post-processing of noisy votes",
+        (
+            "the DP corpus: `text`, `class`, `labels`, `iteration`, `parent_id`, "
+            "`model`, `op`, `noisy_votes`; post-processing of noisy votes"
+        ),
     ),
     (
         "ledger.json",
         True,
-        "run nonce, privacy settings, every DP release with its sigma; eps, mu "
-        "and delta derived (delta from the user or from a noisy count, never from N)",
+        (
+            "run nonce, privacy settings, every DP release with its sigma; eps, mu "
+            "and delta derived (delta from the user or from a noisy count, never from N)"
+        ),
     ),
     (
         "config.yaml",
         True,
-        "the resolved config; released with file paths cut to their names, "
-        "never holds the noise seed",
+        (
+            "the resolved config; released with file paths cut to their names, "
+            "never holds the noise seed"
+        ),
     ),
     ("summary.json", True, "sizes per class (synthetic and noisy), eps, delta, sigmas, tokens"),
     ("iterations.jsonl", True, "per vote: population, parents, sigma, noisy vote max / sum"),
     (
         "timings.json",
         False,
-        "wall time per stage, tokens/s: grows with N and the private texts' "
-        "lengths (a side channel), so it stays with the operator",
+        (
+            "wall time per stage, tokens/s: grows with N and the private texts' "
+            "lengths (a side channel), so it stays with the operator"
+        ),
     ),
     (
         "state/",
         False,
-        "populations and noisy histograms as produced (for `--resume`); with "
-        "`--state`, the files that hold only synthetic text or noisy values",
+        (
+            "populations and noisy histograms as produced (for `--resume`); with "
+            "`--state`, the files that hold only synthetic text or noisy values"
+        ),
     ),
 )
 """The one list of run-folder artefacts: the release allow-list and the README's table both come
@@ -87,7 +97,7 @@ from it (`artefact_table`; a test checks the README shows exactly this table).""
 RELEASE_FILES = tuple(name for name, released, _ in ARTEFACTS if released and "/" not in name)
 """The DP-safe top-level files of a run folder; the first three are required."""
 REQUIRED = ("synthetic.jsonl", "ledger.json", "config.yaml")
-STATE_PATTERN = re.compile(r"^(population_\d+|votes_\d+|class_counts|record_count)\.json$")
+STATE_PATTERN = re.compile(r"^(population_\d+|votes_\d+|class_counts|record_count|keywords)\.json$")
 """state/ files that hold only synthetic text or noisy histograms (released with include_state)."""
 MIN_WORDS = 5
 """Shorter private records ("Great product, thanks!") occur in any corpus: not evidence of a leak."""

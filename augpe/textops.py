@@ -18,7 +18,9 @@ __all__ = [
     "mask_probability",
     "mask_text",
     "max_tokens_for",
+    "strip_label_echo",
     "target_words",
+    "trim_unfinished",
 ]
 
 BLANK = "_"
@@ -94,6 +96,13 @@ _CHATTER_TO_COLON = re.compile(
     r":[ \t]*\n?",
     re.IGNORECASE,
 )
+# "Here's a revised version." / "Here is my rewritten review!" as a whole first sentence.
+_CHATTER_SENTENCE = re.compile(
+    r"^(?:here(?:'s| is| are)|below is|this is)\s+[^\n.!?:]{0,60}?"
+    r"\b(?:version|rewrite|rephrasing|paraphrase|revised|rewritten|rephrased|paraphrased)\b"
+    r"[^\n.!?:]{0,60}[.!?:]+[ \t]*\n?",
+    re.IGNORECASE,
+)
 # A bare interjection without a colon: "Sure! The food was ..." -> "The food was ...".
 _INTERJECTION = re.compile(
     r"^(?:sure|certainly|of course|okay|absolutely|alright)\s*[!,.]+[ \t]*", re.IGNORECASE
@@ -145,6 +154,7 @@ def _strip_leading_meta(text: str) -> str:
     for _ in range(5):  # a few rounds: "Sure!\nHere is the review:\nReview: ..."
         before = text
         text = _CHATTER_TO_COLON.sub("", text, count=1).lstrip()
+        text = _CHATTER_SENTENCE.sub("", text, count=1).lstrip()
         text = _INTERJECTION.sub("", text, count=1).lstrip()
         text = _LABEL_PREFIX.sub("", text, count=1).lstrip()
         text = _strip_quotes(text)
@@ -191,6 +201,54 @@ def clean_generation(text: str) -> str | None:
     if sum(1 for tok in out.split() if _HAS_WORD.search(tok)) < 3:
         return None
     return out
+
+
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*(?=\s|$)")
+_ENDS_WELL = re.compile(r"[.!?][\"'”’)\]]*\s*$")
+
+
+def trim_unfinished(text: str, min_keep: float = 0.5) -> tuple[str, bool]:
+    """(text cut after its last complete sentence, whether it was cut).
+
+    A generation stopped by max_tokens ends mid-sentence ("... and the price was"). Cut it after
+    the last sentence end, unless that would keep less than `min_keep` of its words (one long
+    unfinished sentence is kept as it is: some text beats none).
+    """
+    if _ENDS_WELL.search(text):
+        return text, False
+    ends = list(_SENTENCE_END.finditer(text))
+    if not ends:
+        return text, False
+    kept = text[: ends[-1].end()].rstrip()
+    if count_words(kept) < max(3, min_keep * count_words(text)):
+        return text, False
+    return kept, True
+
+
+_LABEL_WORDS = r"(?:review|rephras\w*|rewrit\w*|version|rating|text|paraphras\w*|stars?)"
+
+
+def strip_label_echo(text: str, label: str) -> tuple[str, bool]:
+    """(text without the class description the prompt gave, whether any was removed).
+
+    Small models echo it: a first line "Positive, 5 stars product review rephrased in a casual
+    tone:" or a quoted '"positive, 5 stars"' inside the text. The description is prompt material,
+    not part of a sample: leaving it in makes every sample of a class share a tell-tale phrase.
+    """
+    if not label.strip():
+        return text, False
+    lab = re.escape(label.strip())
+    out = text
+    head = re.match(
+        rf"\s*[\"'“(]?{lab}[\"'”)]?[^\n.:!?]{{0,80}}{_LABEL_WORDS}[^\n.:!?]{{0,60}}[:.!\n]",
+        out,
+        re.IGNORECASE,
+    )
+    if head and count_words(out[head.end() :]) >= 3:
+        out = out[head.end() :].lstrip()
+    out = re.sub(rf"\s*[\"“‘'(\[]\s*{lab}\s*[\"”’')\]]", "", out, flags=re.IGNORECASE)
+    out = re.sub(r"[ \t]{2,}", " ", out).strip()
+    return out, out != text
 
 
 def strip_instruction_echo(text: str, instruction: str) -> str:

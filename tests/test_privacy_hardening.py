@@ -82,7 +82,9 @@ def test_run_folders_sharing_one_private_dir_draw_independent_noise(tmp_path: Pa
             pe={"iterations": 1, "samples": 12, "variations": 2},
             output={"dir": str(tmp_path / name), "private_dir": shared},
         )
-        pipeline.run(cfg, show_progress=False, llm=FakeLLM(public_pool(20)), embedder=HashEmbedder(32))
+        pipeline.run(
+            cfg, show_progress=False, llm=FakeLLM(public_pool(20)), embedder=HashEmbedder(32)
+        )
     assert not _is_clean(_solved(_votes(tmp_path / "a"), _votes(tmp_path / "b")))
     nonces = {json.loads((tmp_path / n / "ledger.json").read_text())["run_nonce"] for n in "ab"}
     assert len(nonces) == 2 and len(list((tmp_path / "shared.PRIVATE" / "runs").iterdir())) == 2
@@ -92,8 +94,13 @@ def test_resume_needs_its_own_private_record(tmp_path: Path) -> None:
     cfg, _ = _run(tmp_path, "x", 1.0)
     shutil.rmtree(tmp_path / "x.PRIVATE" / "runs")
     with pytest.raises(PrivacyStateError, match="cannot resume: the PRIVATE record of run"):
-        pipeline.run(cfg, resume=True, show_progress=False, llm=FakeLLM(public_pool(20)),
-                     embedder=HashEmbedder(32))
+        pipeline.run(
+            cfg,
+            resume=True,
+            show_progress=False,
+            llm=FakeLLM(public_pool(20)),
+            embedder=HashEmbedder(32),
+        )
 
 
 # ---- 2. a resume books the sigma actually used ------------------------------------------------
@@ -114,24 +121,44 @@ def test_resume_with_other_privacy_settings_is_refused(tmp_path: Path, monkeypat
 
     monkeypatch.setattr(mech_module, "add_gaussian_noise", die_on_the_third)
     with pytest.raises(Killed):
-        pipeline.run(cfg, show_progress=False, llm=FakeLLM(public_pool(20)), embedder=HashEmbedder(32))
+        pipeline.run(
+            cfg, show_progress=False, llm=FakeLLM(public_pool(20)), embedder=HashEmbedder(32)
+        )
     monkeypatch.setattr(mech_module, "add_gaussian_noise", real)
-    for key, value, shown in (("epsilon", 1.0, "epsilon"), ("delta", 1e-6, "delta"),
-                              ("schedule", "linear", "weights"),
-                              ("class_count_share", 0.2, "count_share")):
+    for key, value, shown in (
+        ("epsilon", 1.0, "epsilon"),
+        ("delta", 1e-6, "delta"),
+        ("schedule", "linear", "weights"),
+        ("class_count_share", 0.2, "count_share"),
+    ):
         other = cfg.model_copy(deep=True)
         setattr(other.privacy, key, value)
         with pytest.raises(ConfigError, match=f"privacy settings differ.*{shown}"):
-            pipeline.run(other, resume=True, show_progress=False, llm=FakeLLM(public_pool(20)),
-                         embedder=HashEmbedder(32))
+            pipeline.run(
+                other,
+                resume=True,
+                show_progress=False,
+                llm=FakeLLM(public_pool(20)),
+                embedder=HashEmbedder(32),
+            )
     other = cfg.model_copy(deep=True)
     other.pe.iterations = 2
     with pytest.raises(ConfigError, match="weights"):
-        pipeline.run(other, resume=True, show_progress=False, llm=FakeLLM(public_pool(20)),
-                     embedder=HashEmbedder(32))
+        pipeline.run(
+            other,
+            resume=True,
+            show_progress=False,
+            llm=FakeLLM(public_pool(20)),
+            embedder=HashEmbedder(32),
+        )
     # The right resume completes, and every stored value is booked with the sigma it was drawn with.
-    done = pipeline.run(cfg, resume=True, show_progress=False, llm=FakeLLM(public_pool(20)),
-                        embedder=HashEmbedder(32))
+    done = pipeline.run(
+        cfg,
+        resume=True,
+        show_progress=False,
+        llm=FakeLLM(public_pool(20)),
+        embedder=HashEmbedder(32),
+    )
     booked = {e.name: e.sigma for e in done.ledger.events}
     for f in (tmp_path / "r" / "state").glob("*.json"):
         raw = json.loads(f.read_text())
@@ -148,34 +175,51 @@ def test_a_stored_release_drawn_with_another_sigma_is_refused(tmp_path: Path) ->
     fresh = Ledger(delta=1e-5, target_epsilon=4.0, run_nonce="n1")
     again = GaussianMechanism(fresh, tmp_path / "ledger2.json", tmp_path / "state", secret)
     with pytest.raises(PrivacyStateError, match="drawn with sigma=1.17, this run asks sigma=6.57"):
-        again.release(GaussianRelease("votes_t1", 6.57, iteration=1), lambda: np.zeros(4), file="v.json")
+        again.release(
+            GaussianRelease("votes_t1", 6.57, iteration=1), lambda: np.zeros(4), file="v.json"
+        )
     assert fresh.events == []  # nothing booked at the wrong sigma
     other_run = Ledger(delta=1e-5, target_epsilon=4.0, run_nonce="n2")
-    thief = GaussianMechanism(other_run, tmp_path / "l3.json", tmp_path / "state", RunSecret("n2", 8, "fp"))
+    thief = GaussianMechanism(
+        other_run, tmp_path / "l3.json", tmp_path / "state", RunSecret("n2", 8, "fp")
+    )
     with pytest.raises(PrivacyStateError, match="belongs to another run"):
-        thief.release(GaussianRelease("votes_t1", 1.17, iteration=1), lambda: np.zeros(4), file="v.json")
+        thief.release(
+            GaussianRelease("votes_t1", 1.17, iteration=1), lambda: np.zeros(4), file="v.json"
+        )
 
 
-def test_the_event_is_in_the_saved_ledger_before_the_noise_is_drawn(tmp_path: Path, monkeypatch) -> None:
+def test_the_event_is_in_the_saved_ledger_before_the_noise_is_drawn(
+    tmp_path: Path, monkeypatch
+) -> None:
     ledger = Ledger(delta=1e-5, target_epsilon=4.0, run_nonce="n1")
     path = tmp_path / "ledger.json"
     mech = GaussianMechanism(ledger, path, tmp_path / "state", RunSecret("n1", 7, "fp"))
     seen = []
     monkeypatch.setattr(
-        mech_module, "add_gaussian_noise",
-        lambda h, s, r: seen.append([e["name"] for e in json.loads(path.read_text())["events"]]) or h,
+        mech_module,
+        "add_gaussian_noise",
+        lambda h, s, r: (
+            seen.append([e["name"] for e in json.loads(path.read_text())["events"]]) or h
+        ),
     )
     mech.release(GaussianRelease("votes_t1", 2.0, iteration=1), lambda: np.zeros(3), file="v.json")
     assert seen == [["votes_t1"]]
 
 
-def test_a_crash_between_booking_and_storing_redraws_the_same_noise(tmp_path: Path, monkeypatch) -> None:
+def test_a_crash_between_booking_and_storing_redraws_the_same_noise(
+    tmp_path: Path, monkeypatch
+) -> None:
     secret = RunSecret("n1", 7, "fp")
     ev = GaussianRelease("votes_t1", 2.0, iteration=1)
-    a = GaussianMechanism(Ledger(1e-5, 4.0, run_nonce="n1"), tmp_path / "a.json", tmp_path / "sa", secret)
+    a = GaussianMechanism(
+        Ledger(1e-5, 4.0, run_nonce="n1"), tmp_path / "a.json", tmp_path / "sa", secret
+    )
     first = a.release(ev, lambda: np.arange(5.0), file="v.json")
     monkeypatch.setattr(mech_module, "_write_json", lambda p, o: (_ for _ in ()).throw(Killed()))
-    b = GaussianMechanism(Ledger(1e-5, 4.0, run_nonce="n1"), tmp_path / "b.json", tmp_path / "sb", secret)
+    b = GaussianMechanism(
+        Ledger(1e-5, 4.0, run_nonce="n1"), tmp_path / "b.json", tmp_path / "sb", secret
+    )
     with pytest.raises(Killed):
         b.release(ev, lambda: np.arange(5.0), file="v.json")
     monkeypatch.undo()
@@ -187,7 +231,9 @@ def test_a_crash_between_booking_and_storing_redraws_the_same_noise(tmp_path: Pa
 # ---- 3. N is never published -------------------------------------------------------------------
 def test_n_is_not_published_and_delta_comes_from_the_noisy_counts(tmp_path: Path) -> None:
     cfg = small_config(_data(tmp_path), tmp_path / "n", 2.0, privacy={"noise_seed": None})
-    result = pipeline.run(cfg, show_progress=False, llm=FakeLLM(public_pool(20)), embedder=HashEmbedder(32))
+    result = pipeline.run(
+        cfg, show_progress=False, llm=FakeLLM(public_pool(20)), embedder=HashEmbedder(32)
+    )
     assert "private_records" not in result.summary
     counts = json.loads((tmp_path / "n" / "state" / "class_counts.json").read_text())
     delta, m = delta_from_size_estimate(counts["noisy"], counts["sigma"])
@@ -211,10 +257,16 @@ def test_with_a_user_delta_adding_a_record_changes_no_published_setting(tmp_path
     write_jsonl(big, rows)
     ledgers = []
     for name, data in (("s", small), ("b", big)):
-        cfg = small_config(data, tmp_path / name, 2.0,
-                           privacy={"delta": 1e-5, "class_counts": "uniform"},
-                           pe={"iterations": 2, "samples": 12, "variations": 2})
-        r = pipeline.run(cfg, show_progress=False, llm=FakeLLM(public_pool(20)), embedder=HashEmbedder(32))
+        cfg = small_config(
+            data,
+            tmp_path / name,
+            2.0,
+            privacy={"delta": 1e-5, "class_counts": "uniform"},
+            pe={"iterations": 2, "samples": 12, "variations": 2},
+        )
+        r = pipeline.run(
+            cfg, show_progress=False, llm=FakeLLM(public_pool(20)), embedder=HashEmbedder(32)
+        )
         d = r.ledger.to_dict()
         d.pop("run_nonce")
         ledgers.append(d)
@@ -222,7 +274,9 @@ def test_with_a_user_delta_adding_a_record_changes_no_published_setting(tmp_path
     assert ledgers[0] == ledgers[1]
 
 
-def test_a_user_delta_of_one_over_n_or_more_is_warned_about_without_naming_n(tmp_path, caplog) -> None:
+def test_a_user_delta_of_one_over_n_or_more_is_warned_about_without_naming_n(
+    tmp_path, caplog
+) -> None:
     with caplog.at_level(logging.WARNING, logger="augpe"):
         _run(tmp_path, "w", 2.0, delta=0.05)
     msgs = [r.getMessage() for r in caplog.records if "not below 1/N" in r.getMessage()]
@@ -234,8 +288,11 @@ def test_a_plan_over_budget_is_refused_before_any_noise_is_drawn(tmp_path, monke
     monkeypatch.setattr(mech_module, "add_gaussian_noise", lambda h, s, r: draws.append(s) or h)
     real = pipeline.vote_releases
     monkeypatch.setattr(
-        pipeline, "vote_releases",
-        lambda s, d, f: [GaussianRelease(e.name, e.sigma / 3, iteration=e.iteration) for e in real(s, d, f)],
+        pipeline,
+        "vote_releases",
+        lambda s, d, f: [
+            GaussianRelease(e.name, e.sigma / 3, iteration=e.iteration) for e in real(s, d, f)
+        ],
     )
     with pytest.raises(RuntimeError, match="budget exceeded"):
         _run(tmp_path, "p", 1.0)
@@ -245,7 +302,7 @@ def test_a_plan_over_budget_is_refused_before_any_noise_is_drawn(tmp_path, monke
 
 # ---- 4. timings are not released -------------------------------------------------------------
 def test_timings_stay_off_the_release_and_out_of_the_released_files(tmp_path: Path) -> None:
-    cfg, result = _run(tmp_path, "t", 2.0)
+    _, result = _run(tmp_path, "t", 2.0)
     assert "timings.json" not in RELEASE_FILES
     assert (result.run_dir / "timings.json").is_file()  # kept for the operator
     out = tmp_path / "out"
@@ -259,7 +316,7 @@ def test_timings_stay_off_the_release_and_out_of_the_released_files(tmp_path: Pa
 
 
 def test_the_released_config_holds_no_machine_path(tmp_path: Path) -> None:
-    cfg, result = _run(tmp_path, "c", 2.0)
+    _, result = _run(tmp_path, "c", 2.0)
     out = tmp_path / "out"
     release(result.run_dir, out)
     for p in out.iterdir():
@@ -277,7 +334,9 @@ def test_small_class_error_names_the_classes_but_not_their_counts(tmp_path: Path
     data = write_jsonl(tmp_path / "small.jsonl", rows)
     cfg = small_config(data, tmp_path / "s", 2.0, data={"min_records_per_class": 3})
     with pytest.raises(AugpeError, match="tiny") as err:
-        pipeline.run(cfg, show_progress=False, llm=FakeLLM(public_pool(5)), embedder=HashEmbedder(16))
+        pipeline.run(
+            cfg, show_progress=False, llm=FakeLLM(public_pool(5)), embedder=HashEmbedder(16)
+        )
     assert "below the threshold" in str(err.value)
     assert "(tiny, 1)" not in str(err.value) and "'tiny', 1" not in str(err.value)
 
@@ -299,9 +358,10 @@ def test_only_the_mechanism_draws_noise_or_records_releases() -> None:
                     isinstance(owner, ast.Attribute) and owner.attr == "meter"
                 ):
                     name = "ledger.record"
-            elif isinstance(node, (ast.ImportFrom,)):
-                if any(a.name == "add_gaussian_noise" for a in node.names):
-                    name = "add_gaussian_noise"
+            elif isinstance(node, ast.ImportFrom) and any(
+                a.name == "add_gaussian_noise" for a in node.names
+            ):
+                name = "add_gaussian_noise"
             if name in ("add_gaussian_noise", "ledger.record") and rel not in (
                 "augpe/privacy/mechanism.py",
             ):

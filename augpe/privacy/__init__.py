@@ -32,7 +32,13 @@ from augpe.privacy.ledger import (
     Neighbouring,
 )
 from augpe.privacy.mechanism import GaussianMechanism, PrivacyStateError, RunSecret
-from augpe.privacy.plan import PrivacySettings, first_release, resolve_delta, vote_releases
+from augpe.privacy.plan import (
+    PrivacySettings,
+    first_release,
+    keyword_release,
+    resolve_delta,
+    vote_releases,
+)
 
 __all__ = [
     "DELTA_REFERENCE",
@@ -53,6 +59,7 @@ __all__ = [
     "gdp_delta",
     "gdp_epsilon",
     "gdp_mu",
+    "keyword_release",
     "pld_epsilon",
     "resolve_delta",
     "schedule_sigmas",

@@ -26,7 +26,13 @@ from augpe.privacy.accounting import (
 )
 from augpe.privacy.ledger import GaussianRelease, Neighbouring
 
-__all__ = ["PrivacySettings", "first_release", "resolve_delta", "vote_releases"]
+__all__ = [
+    "PrivacySettings",
+    "first_release",
+    "keyword_release",
+    "resolve_delta",
+    "vote_releases",
+]
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class PrivacySettings:
     count_share: float
     neighbouring: Neighbouring
     max_records: int | None = None
+    keyword_share: float | None = None  # None: no keyword release
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -71,6 +78,16 @@ def first_release(s: PrivacySettings) -> GaussianRelease | None:
     return GaussianRelease(name, sigma, kind=kind)
 
 
+def keyword_release(s: PrivacySettings) -> GaussianRelease | None:
+    """The DP topic-keyword histogram (`augpe.privacy.keywords`), if asked for: its share of mu^2
+    at the same reference delta as the first release."""
+    if s.keyword_share is None:
+        return None
+    delta = s.delta if s.delta is not None else DELTA_REFERENCE
+    sigma = calibrate_sigma(s.epsilon, delta, 1, share=s.keyword_share)
+    return GaussianRelease("keywords", sigma, kind="keywords")
+
+
 def resolve_delta(
     s: PrivacySettings, first: GaussianRelease | None, noisy: np.ndarray | None
 ) -> tuple[float, str]:
@@ -87,9 +104,8 @@ def resolve_delta(
 
 
 def vote_releases(
-    s: PrivacySettings, delta: float, first: GaussianRelease | None
+    s: PrivacySettings, delta: float, before: Sequence[GaussianRelease]
 ) -> list[GaussianRelease]:
-    """One sensitivity-1 Gaussian release per vote, spending what the first release left."""
-    spent: Sequence[float] = [first.sigma] if first is not None else []
-    sigmas = vote_sigmas(s.epsilon, delta, s.weights, spent)
+    """One sensitivity-1 Gaussian release per vote, spending what the releases `before` left."""
+    sigmas = vote_sigmas(s.epsilon, delta, s.weights, [e.noise_multiplier for e in before])
     return [GaussianRelease(f"votes_t{t}", sigma, iteration=t) for t, sigma in enumerate(sigmas, 1)]

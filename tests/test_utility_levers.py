@@ -1,0 +1,193 @@
+"""Utility levers (issue 12): tidy generations, near-duplicate removal, the union output, DP keywords.
+Each pins a behaviour and, for the new DP release, its sensitivity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fakes_pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_config, write_jsonl
+
+from augpe import pipeline
+from augpe.errors import ConfigError
+from augpe.evolve import vote_classes
+from augpe.population import Sample
+from augpe.privacy.keywords import keyword_histogram, public_vocabulary, select_keywords
+from augpe.textops import clean_generation, strip_label_echo, trim_unfinished
+from augpe.vote import vote_histogram
+
+
+# ---- tidy generations (shapes seen in the demo's real SmolLM2 outputs) ------------------------
+@pytest.mark.parametrize(
+    "raw, label, want",
+    [
+        (
+            "Positive, 5 stars product review rephrased in a casual tone:\nThese chips are so crunchy.",
+            "positive, 5 stars",
+            "These chips are so crunchy.",
+        ),
+        (
+            'I gave it "mixed or negative, 1 to 4 stars" because the tea was stale.',
+            "mixed or negative, 1 to 4 stars",
+            "I gave it because the tea was stale.",
+        ),
+    ],
+)
+def test_an_echoed_class_description_is_cut(raw: str, label: str, want: str) -> None:
+    assert strip_label_echo(raw, label) == (want, True)
+
+
+def test_a_text_without_the_description_is_left_alone() -> None:
+    text = "Five stars from me, the coffee is great."
+    assert strip_label_echo(text, "positive, 5 stars") == (text, False)
+
+
+def test_an_unfinished_last_sentence_is_cut_but_not_the_whole_text() -> None:
+    assert trim_unfinished("Great coffee. Smooth and rich. The bag was") == (
+        "Great coffee. Smooth and rich.",
+        True,
+    )
+    one = "The bag was torn and the beans were all over the"
+    assert trim_unfinished(one) == (one, False)  # nothing complete to keep: keep it as it is
+    assert trim_unfinished("Tasty! (Really.)") == ("Tasty! (Really.)", False)
+
+
+def test_a_meta_sentence_before_the_text_is_dropped() -> None:
+    raw = "Here's a revised version of the review.\nMy dog loves this food and eats it all."
+    assert clean_generation(raw) == "My dog loves this food and eats it all."
+    keep = "Here is the best tea I have found in years, honestly."
+    assert clean_generation(keep) == keep
+
+
+# ---- near-duplicates -------------------------------------------------------------------------
+def _samples(classes: list[int]) -> list[Sample]:
+    return [Sample(f"s{i}", f"text {i}", c, 0, None, "m", "random") for i, c in enumerate(classes)]
+
+
+def test_near_duplicates_are_kept_out_of_the_vote() -> None:
+    emb = np.array([[1.0, 0.0], [0.999, 0.04], [0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
+    samples = _samples([0, 0, 0, 1])
+    voters = vote_classes(samples, emb, 0.99)
+    assert voters.tolist() == [0, -1, 0, 1]  # a copy in another class is not a duplicate
+    assert vote_classes(samples, emb, 0.0).tolist() == [0, 0, 0, 1]  # off
+    priv = np.array([[0.999, 0.04], [0.0, 1.0]], dtype=np.float32)
+    hist = vote_histogram(priv, np.zeros(2, dtype=np.int64), emb, voters, k=1)
+    assert hist[1] == 0.0 and hist.sum() == 2.0  # the vote went to the first copy
+
+
+# ---- DP keywords -----------------------------------------------------------------------------
+VOCAB = ("coffee", "bitter", "smooth", "dog", "treats", "stale", "price")
+
+
+def test_keyword_histogram_moves_by_at_most_one_when_a_record_is_removed() -> None:
+    texts = ["Smooth coffee, fair price", "Bitter coffee", "dog treats were stale", "no words here"]
+    classes = np.array([0, 0, 1, 1])
+    full = keyword_histogram(texts, classes, 2, VOCAB)
+    for i in range(len(texts)):
+        keep = [j for j in range(len(texts)) if j != i]
+        rest = keyword_histogram([texts[j] for j in keep], classes[keep], 2, VOCAB)
+        assert np.linalg.norm(full - rest) <= 1.0 + 1e-12
+    assert np.linalg.norm(full - keyword_histogram(texts[:3], classes[:3], 2, VOCAB)) == 0.0
+
+
+def test_user_level_keywords_move_by_at_most_one_when_a_user_is_removed() -> None:
+    texts = ["coffee price", "coffee smooth", "coffee bitter", "dog treats", "stale treats"]
+    classes = np.array([0, 0, 0, 1, 1])
+    users = np.array(["a", "a", "a", "b", "c"])
+    full = keyword_histogram(texts, classes, 2, VOCAB, users)
+    rest = keyword_histogram(texts[3:], classes[3:], 2, VOCAB, users[3:])
+    assert np.linalg.norm(full - rest) == pytest.approx(1.0)  # user a, three records: still 1
+
+
+def test_keywords_are_the_words_above_the_noise_threshold() -> None:
+    noisy = np.array([9.0, 0.1, 6.0, -3.0, 0.0, 0.0, 0.0, 4.0, 11.0, 0.0, 0.0, 0.0, 0.0, 5.5])
+    assert select_keywords(noisy, 2, VOCAB, sigma=1.0, top=5) == [
+        ["coffee", "smooth"],
+        ["bitter", "price"],
+    ]
+    assert select_keywords(noisy, 2, VOCAB, sigma=1.0, top=1) == [["coffee"], ["bitter"]]
+
+
+def test_public_vocabulary_is_whole_words_without_stop_words() -> None:
+    vocab = public_vocabulary()
+    assert len(vocab) > 15_000 and "coffee" in vocab
+    assert "the" not in vocab and not any(w.startswith("#") or len(w) < 3 for w in vocab)
+
+
+class PromptSpy(FakeLLM):
+    def __init__(self, pool: dict[str, list[str]]) -> None:
+        super().__init__(pool)
+        self.prompts: list[str] = []
+
+    def generate(self, requests, desc=""):
+        self.prompts += [r.messages[-1]["content"] for r in requests]
+        return super().generate(requests, desc)
+
+
+def _worded_rows(n: int) -> list[dict[str, str]]:
+    rng = np.random.default_rng(4)
+    pos = ["coffee", "smooth", "delicious", "fresh", "aroma"]
+    neg = ["stale", "broken", "refund", "expired", "soggy"]
+    rows = []
+    for i in range(n):
+        words = pos if i % 2 == 0 else neg
+        picked = rng.choice(words, size=3, replace=False)
+        rows.append(
+            {
+                "text": f"The {' and '.join(picked)} order {i}.",
+                "label": "posclass" if i % 2 == 0 else "negclass",
+            }
+        )
+    return rows
+
+
+def test_a_keyword_run_books_the_release_and_fills_prompts_with_dp_words_only(
+    tmp_path: Path,
+) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", _worded_rows(400))
+    cfg = small_config(data, tmp_path / "k", 8.0, privacy={"keywords": True, "keyword_share": 0.5})
+    spy = PromptSpy(public_pool(20))
+    result = pipeline.run(cfg, show_progress=False, llm=spy, embedder=HashEmbedder(32))
+    kinds = [e.kind for e in result.ledger.events]
+    assert kinds.count("keywords") == 1 and result.ledger.epsilon() <= 8.0
+    keywords = result.summary["keywords"]
+    assert set(keywords) == {"posclass", "negclass"}
+    assert {"coffee", "smooth"} <= set(keywords["posclass"]) and "stale" in keywords["negclass"]
+    assert "stale" not in keywords["posclass"]
+    vocab = set(public_vocabulary())
+    assert all(w in vocab for ws in keywords.values() for w in ws)  # public words only
+    used = [p for p in spy.prompts if any(w in p.split() for ws in keywords.values() for w in ws)]
+    assert used  # the random API did use them
+    stored = json.loads((tmp_path / "k" / "state" / "keywords.json").read_text())
+    assert stored["sigma"] == next(e.sigma for e in result.ledger.events if e.kind == "keywords")
+
+
+def test_keywords_with_a_prompt_set_without_a_keyword_slot_are_refused(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", private_rows(40))
+    cfg = small_config(
+        data, tmp_path / "r", 2.0, privacy={"keywords": True}, generation={"prompts": "reviews"}
+    )
+    with pytest.raises(ConfigError, match="no \\{keyword\\} slot"):
+        pipeline.run(
+            cfg, show_progress=False, llm=FakeLLM(public_pool(5)), embedder=HashEmbedder(8)
+        )
+    assert not (tmp_path / "r" / "state" / "class_counts.json").exists()  # nothing was drawn
+
+
+# ---- the union output -------------------------------------------------------------------------
+def test_union_output_holds_every_selected_sample_once(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", private_rows(60))
+    out = {}
+    for mode in ("selected", "union"):
+        cfg = small_config(
+            data, tmp_path / mode, 2.0, pe={"iterations": 3, "samples": 10, "output": mode}
+        )
+        out[mode] = pipeline.run(
+            cfg, show_progress=False, llm=FakeLLM(public_pool(30)), embedder=HashEmbedder(32)
+        )
+    last = {r["id"] for r in out["selected"].samples}
+    union = [r["id"] for r in out["union"].samples]
+    assert len(union) == len(set(union)) and last <= set(union) and len(union) > len(last)
+    assert {r["iteration"] for r in out["union"].samples} >= {0, 1}
