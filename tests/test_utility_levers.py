@@ -160,6 +160,8 @@ def test_a_keyword_run_books_the_release_and_fills_prompts_with_dp_words_only(
     assert all(w in vocab for ws in keywords.values() for w in ws)  # public words only
     used = [p for p in spy.prompts if any(w in p.split() for ws in keywords.values() for w in ws)]
     assert used  # the random API did use them
+    shown = [ln for ln in result.ledger.summary().splitlines() if "[keywords]" in ln]
+    assert len(shown) == 1 and "% of mu^2" in shown[0]  # `augpe budget` shows its share
     stored = json.loads((tmp_path / "k" / "state" / "keywords.json").read_text())
     assert stored["sigma"] == next(e.sigma for e in result.ledger.events if e.kind == "keywords")
 

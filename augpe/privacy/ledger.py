@@ -185,10 +185,17 @@ class Ledger:
             f"privacy spent: {spent} (target eps = {self.target_epsilon:g})",
             f"mu-GDP: mu = {self.mu():.6g}, {len(self.events)} releases, T = {iterations} votes",
         ]
+        mu2 = self.mu() ** 2
         for e in self.events:
             it = "" if e.iteration is None else f" t={e.iteration}"
+            share = (
+                f", {100 / e.noise_multiplier**2 / mu2:.1f}% of mu^2"
+                if e.sigma > 0 and math.isfinite(mu2) and mu2 > 0
+                else ""
+            )
             lines.append(
-                f"  {e.name}{it} [{e.kind}]: sigma = {e.sigma:.4f} (sensitivity {e.sensitivity:g})"
+                f"  {e.name}{it} [{e.kind}]: sigma = {e.sigma:.4f} (sensitivity {e.sensitivity:g}"
+                f"{share})"
             )
         lines.append(f"neighbouring relation: {self.neighbouring}")
         lines.append(f"delta rule: {self.delta_rule}")

@@ -1,0 +1,122 @@
+"""Utility ablation: each lever of issue 12 added in turn, measured by the benchmark runner.
+
+    python benchmarks/ablation.py --dataset amazon --epsilons 0 1 --seeds 1
+
+Runs `benchmarks/run.py` once per variant (cumulative: base, +tidy, +dedup, +union, +keywords),
+with the demo's settings and budget unless `--set` says otherwise, all through the shared request
+cache (identical requests are generated once). Writes benchmarks/results/ablation-<dataset>-<tag>.md
+and .json: accuracy and macro-F1 (mean ± std over seeds) and the gap closed,
+(acc_eps - acc_base) / (acc_real - acc_base), acc_base = max(eps=0 accuracy, majority class).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+
+VARIANTS: list[tuple[str, list[str]]] = [
+    ("base", ["generation.tidy=false", "pe.dedup=0", "pe.output=selected", "privacy.keywords=false"]),
+    ("+tidy", ["generation.tidy=true"]),
+    ("+dedup", ["pe.dedup=0.92"]),
+    ("+union", ["pe.output=union"]),
+    ("+keywords", ["privacy.keywords=true"]),
+]
+
+
+def _runs(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["runs"]
+
+
+def _stat(xs: list[float]) -> tuple[float, float]:
+    a = np.asarray(xs, dtype=float)
+    return float(a.mean()), float(a.std()) if a.size > 1 else 0.0
+
+
+def summarise(dataset: str, tag: str, names: list[str], label: str) -> tuple[str, dict]:
+    rows, out = [], {}
+    for name in names:
+        runs = _runs(RESULTS / f"{dataset}-{tag}-{_slug(name)}.json")
+        real = [r for r in runs if r["eps"] == "real"]
+        acc_real = real[0][f"acc_{label}"] if real else float("nan")
+        majority = runs[0][f"majority_{label}"]
+        by_eps: dict[str, list[dict]] = {}
+        for r in runs:
+            if r["eps"] != "real":
+                by_eps.setdefault(r["eps"], []).append(r)
+        base_acc = max(_stat([r[f"acc_{label}"] for r in by_eps.get("0", [])])[0], majority)
+        for eps, rs in sorted(by_eps.items()):
+            acc, acc_sd = _stat([r[f"acc_{label}"] for r in rs])
+            f1, f1_sd = _stat([r[f"f1_{label}"] for r in rs])
+            gap = (acc - base_acc) / (acc_real - base_acc) if eps != "0" else float("nan")
+            out.setdefault(name, {})[eps] = {
+                "acc": acc, "acc_sd": acc_sd, "f1": f1, "f1_sd": f1_sd, "gap_closed": gap,
+                "n": _stat([r["n"] for r in rs])[0], "seeds": len(rs),
+                "tokens": _stat([r["completion_tokens"] for r in rs])[0],
+            }
+            gap_txt = "" if eps == "0" else f"{100 * gap:.0f}%"
+            rows.append(
+                f"| {name} | {eps} | {len(rs)} | {out[name][eps]['n']:.0f} | {acc:.3f} ± {acc_sd:.3f} "
+                f"| {f1:.3f} ± {f1_sd:.3f} | {gap_txt} | {out[name][eps]['tokens']:.0f} |"
+            )
+        out[name]["real"], out[name]["majority"] = acc_real, majority
+    head = [
+        "| variant | eps | seeds | n | accuracy | macro-F1 | gap closed | gen tokens |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    first = out[names[0]]
+    tail = [
+        f"| real data | | | | {first['real']:.3f} | | | |",
+        f"| majority | | | | {first['majority']:.3f} | | | |",
+    ]
+    return "\n".join(head + rows + tail), out
+
+
+def _slug(name: str) -> str:
+    return name.replace("+", "plus-")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="amazon")
+    p.add_argument("--epsilons", nargs="+", default=["0", "1"])
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--tag", default="ablation")
+    p.add_argument("--label", default="score", help="label column reported (amazon: score)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--only", nargs="*", help="variant names to run (default: all, cumulative)")
+    p.add_argument("--summarise-only", action="store_true")
+    args = p.parse_args(argv)
+    names, settings = [], []
+    for name, extra in VARIANTS:
+        settings = settings + extra
+        names.append(name)
+        if args.summarise_only or (args.only and name not in args.only):
+            continue
+        cmd = [sys.executable, str(HERE / "run.py"), "--dataset", args.dataset, "--seeds",
+               str(args.seeds), "--epsilons", *args.epsilons, "--tag", f"{args.tag}-{_slug(name)}",
+               "--resume", "-q"]
+        for s in settings + args.set:
+            cmd += ["--set", s]
+        print("+", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+    table, data = summarise(args.dataset, args.tag, names, args.label)
+    command = "python benchmarks/ablation.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    md = f"# Ablation: {args.dataset}\n\n`{command}`\n\n{table}\n"
+    (RESULTS / f"ablation-{args.dataset}-{args.tag}.md").write_text(md, encoding="utf-8")
+    (RESULTS / f"ablation-{args.dataset}-{args.tag}.json").write_text(
+        json.dumps({"command": command, "variants": data}, indent=1) + "\n", encoding="utf-8"
+    )
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
