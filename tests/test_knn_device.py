@@ -79,7 +79,9 @@ def test_torch_engine_gives_exactly_the_faiss_ids(monkeypatch, distance, k):
 
 def test_a_minus_one_from_any_engine_is_refused(monkeypatch):
     q, base = _tricky(np.random.default_rng(3))
-    monkeypatch.setattr(vote, "_engine", lambda b, dist, dev: lambda x, kk: -np.ones((len(x), kk)))
+    monkeypatch.setattr(
+        vote, "_engine", lambda b, dist, dev: lambda x, kk: (np.ones((len(x), kk)), -np.ones((len(x), kk)))
+    )
     with pytest.raises(RuntimeError, match="outside"):
         list(knn_search(q, base, 1, "cosine", device="cuda"))
 

@@ -20,8 +20,8 @@ import numpy as np
 
 __all__ = ["Candidates", "cuda_available", "resolve_device", "torch_candidates"]
 
-Candidates = Callable[[np.ndarray, int], np.ndarray]
-"""(float32 query rows, number of candidates) -> int64 (rows, kk) ids into the base."""
+Candidates = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+"""(float32 query rows, kk) -> (float32 scores, higher = nearer, sorted; int64 ids), (rows, kk)."""
 
 
 def cuda_available() -> bool:
@@ -79,8 +79,9 @@ def torch_candidates(
         tile_bytes = 1 << 30 if dev.type == "cuda" else 1 << 27
     tile = max(1, tile_bytes // (4 * max(1, b.shape[0])))
 
-    def search(q_host: np.ndarray, kk: int) -> np.ndarray:
+    def search(q_host: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
         out = np.empty((q_host.shape[0], kk), dtype=np.int64)
+        val = np.empty((q_host.shape[0], kk), dtype=np.float32)
         with torch.inference_mode():
             for s in range(0, q_host.shape[0], tile):
                 q: Any = torch.from_numpy(np.ascontiguousarray(q_host[s : s + tile])).to(dev)
@@ -88,8 +89,10 @@ def torch_candidates(
                     scores = torch.nn.functional.normalize(q, dim=1) @ b.T
                 else:
                     scores = 2.0 * (q @ b.T) - b_sq
-                out[s : s + tile] = torch.topk(scores, kk, dim=1).indices.cpu().numpy()
-        return out
+                top = torch.topk(scores, kk, dim=1)  # sorted, largest first
+                out[s : s + tile] = top.indices.cpu().numpy()
+                val[s : s + tile] = top.values.cpu().numpy()
+        return val, out
 
     return search
 

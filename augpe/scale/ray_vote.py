@@ -58,7 +58,17 @@ def shard_rows(n: int, shards: int, user_ids: np.ndarray | None = None) -> list[
 class _Shard:
     """The actor body: one slice of the private embeddings, kept in this process's memory."""
 
-    def __init__(self, emb: np.ndarray, classes: np.ndarray, users: np.ndarray | None) -> None:
+    def __init__(
+        self,
+        emb: np.ndarray,
+        classes: np.ndarray,
+        users: np.ndarray | None,
+        threads: int | None = None,
+    ) -> None:
+        if threads:  # the CPUs this shard reserved; otherwise faiss uses every core of its node
+            import faiss
+
+            faiss.omp_set_num_threads(threads)
         # Copies: the arguments are read-only views of the object store; copying frees it.
         self.emb = np.array(emb, dtype=np.float32, copy=True)
         self.classes = np.array(classes, copy=True)
@@ -148,7 +158,10 @@ class ShardedVote:
             max_restarts=0,  # a lost shard is rebuilt from the driver's copy (see _get)
             scheduling_strategy=where,
         ).remote(
-            self._ray.put(self._emb[sl]), self._ray.put(self._class[sl]), users
+            self._ray.put(self._emb[sl]),
+            self._ray.put(self._class[sl]),
+            users,
+            int(self.execution.vote_num_cpus) or None,
         )
 
     def tally(
