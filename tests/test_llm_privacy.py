@@ -171,3 +171,34 @@ def test_no_private_text_reaches_the_embedded_model(private_csv, tmp_path):
     finally:
         embedded.close()
     assert_no_private_text({"embedded": spy.bodies}, private_texts)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_no_private_text_reaches_any_ray_replica(private_csv, tmp_path):
+    """The embedded backend in two Ray replicas on a 2-node cluster, a spy in each replica process.
+
+    (tests/test_ray_run.py repeats this check in the default suite, with a replica killed and
+    restarted mid-run.)"""
+    from fakes.ray_backends import spied_embedded
+    from fakes.ray_cluster import local_ray_cluster
+
+    from augpe.config import ExecutionConfig
+    from augpe.scale.ray_llm import RayLLM, replica_config
+
+    csv, private_texts = private_csv
+    cfg = run_config(csv, tmp_path / "run")
+    execution = ExecutionConfig(engine="ray", replicas=2, num_cpus=1, batch_size=2)
+    spy_dir = tmp_path / "spy"
+    spy_dir.mkdir()
+    gen = replica_config(cfg.generation, execution).model_dump()
+    with local_ray_cluster(nodes=2):
+        llm = RayLLM(lambda: spied_embedded(str(spy_dir), gen), execution, show_progress=False)
+        try:
+            pipeline.run(cfg, show_progress=False, llm=llm, embedder=HashEmbedder())
+            assert all(s.requests > 0 for s in llm.stats)  # both replicas were asked
+        finally:
+            llm.close()
+    bodies = {p.name: p.read_text() for p in spy_dir.glob("bodies-*.jsonl")}
+    assert len(bodies) == 2
+    assert_no_private_text({f"ray replica {n}": [b] for n, b in bodies.items()}, private_texts)
