@@ -92,6 +92,24 @@ def _embedder(emb: dict[str, Any]) -> str:
     return text
 
 
+_KIND_NAMES = {
+    "vote_histogram": "vote histogram",
+    "class_counts": "class-count release",
+    "record_count": "record-count release",
+    "keywords": "topic-keyword release",
+}
+
+
+def _by_kind(events: list[dict[str, Any]]) -> str:
+    """'3 vote histograms, 1 class-count release', in the ledger's order of kinds."""
+    counts = Counter(str(e.get("kind")) for e in events)
+    parts = []
+    for kind, n in sorted(counts.items(), key=lambda kv: kv[0] != "vote_histogram"):
+        name = _KIND_NAMES.get(kind, f"{kind} release")
+        parts.append(f"{n} {name}{'s' if n != 1 else ''}")
+    return ", ".join(parts) if parts else "none"
+
+
 def _sizes_note(cfg: dict[str, Any]) -> str:
     how = (cfg.get("privacy") or {}).get("class_counts", "dp")
     if how == "uniform":
@@ -156,8 +174,6 @@ def build_card(
 
     eps, target = _num(ledger["epsilon"]), _num(ledger["target_epsilon"])
     events = list(ledger.get("events") or [])
-    votes = [e for e in events if e.get("kind") == "vote_histogram"]
-    counts_events = [e for e in events if e.get("kind") == "class_counts"]
     private = math.isfinite(eps)
     rule = str(ledger.get("delta_rule", "set by the user"))  # verbatim: it may name an estimate
     title = f"DP synthetic text (epsilon = {_g(eps)})" if private else "Synthetic text (NOT DP)"
@@ -205,10 +221,7 @@ def build_card(
             if ledger.get("noise_seed_rule")
             else []
         ),
-        (
-            f"| DP releases | {len(events)} ({len(votes)} vote histograms, "
-            f"{len(counts_events)} class-count release{'s' if len(counts_events) != 1 else ''}) |"
-        ),
+        f"| DP releases | {len(events)} ({_by_kind(events)}) |",
         f"| composition | mu-GDP, mu = {_g(ledger['mu'])}, converted to (epsilon, delta) exactly |",
         "",
         "Every release is a histogram with Gaussian noise N(0, sigma^2) per bin:",

@@ -72,7 +72,7 @@ def test_privacy_numbers_in_the_card_equal_the_ledgers(finished: tuple[Config, R
     assert rows["neighbouring relation"] == d["neighbouring"]
     n_votes = sum(e.kind == "vote_histogram" for e in ledger.events)
     assert n_votes == 3 and len(ledger.events) == 4  # T = 3 votes + the class-count release
-    assert _numbers(rows["DP releases"]) == [len(ledger.events), n_votes, 1]
+    assert rows["DP releases"] == "4 (3 vote histograms, 1 class-count release)"
     assert _close(_numbers(rows["composition"])[0], ledger.mu())
     table = re.findall(
         r"^\| (\w+) \| (\w+) \| ([\d-]+) \| ([\d.e-]+) \| ([\d.e-]+) \|$", card, re.MULTILINE
@@ -194,3 +194,34 @@ def test_card_warns_when_the_ledger_says_the_noise_seed_is_not_secret(
     card = build_card(result.run_dir)
     assert f"**Warning: the noise seed was {rule}.**" in card
     assert f"| noise seed | {rule} |" in card
+
+
+def test_card_lists_every_kind_of_release_the_ledger_holds(
+    finished: tuple[Config, RunResult], tmp_path: Path
+) -> None:
+    from augpe.privacy.ledger import RELEASE_KINDS
+
+    if "keywords" not in RELEASE_KINDS:
+        pytest.skip("this ledger has no keyword releases")
+    copy = tmp_path / "run"
+    shutil.copytree(result_dir := finished[1].run_dir, copy)
+    raw = json.loads((result_dir / "ledger.json").read_text())
+    raw["events"].append(
+        {
+            "name": "keywords",
+            "sigma": 9.25,
+            "sensitivity": 1.0,
+            "iteration": None,
+            "kind": "keywords",
+        }
+    )
+    (copy / "ledger.json").write_text(json.dumps(raw))
+    ledger = Ledger.load(copy / "ledger.json")
+    card = build_card(copy)
+    assert (
+        "| DP releases | 5 (3 vote histograms, 1 class-count release, 1 topic-keyword release) |"
+        in card
+    )
+    assert "| keywords | keywords | - | 9.25 | 1 |" in card
+    eps = re.search(r"^\| epsilon spent \| ([\d.]+) ", card, re.MULTILINE)
+    assert eps and _close(float(eps[1]), ledger.epsilon())  # the extra release is priced in
