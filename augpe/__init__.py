@@ -3,7 +3,7 @@
     import augpe
     result = augpe.run(augpe.load_config("config.yaml"))
 
-or `augpe run config.yaml`. Privacy code lives in `augpe.privacy`; the loop in `augpe.evolve`.
+or `augpe run config.yaml`. Privacy code lives in `augpe.privacy`; the loop in `augpe.pe.loop`.
 """
 
 from augpe.config import Config, load_config, parse_config
@@ -13,7 +13,7 @@ __all__ = ["Config", "__version__", "load_config", "parse_config", "run"]
 
 
 def run(config: Config, **kwargs):  # type: ignore[no-untyped-def]
-    """Run Aug-PE for `config`; see `augpe.pipeline.run` (imported lazily: it loads torch)."""
-    from augpe.pipeline import run as _run
+    """Run Aug-PE for `config`; see `augpe.runner.compose.run` (imported lazily: it loads torch)."""
+    from augpe.runner.compose import run as _run
 
     return _run(config, **kwargs)

@@ -48,7 +48,7 @@ def run_demo(  # noqa: ANN201
     from augpe.cli import _print_summary
     from augpe.embed import SentenceTransformerEmbedder
     from augpe.evaluate import CachedEmbedder, demo_baselines, format_baselines
-    from augpe.pipeline import run
+    from augpe.runner.compose import run
 
     train, test = export_amazon(DEMO_DATA)
     overrides = [f"data.path={train}", f"output.dir={out}", "output.overwrite=true"]

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from augpe.llm.base import LLM, GenerationRequest
-from augpe.prompts import load_prompt_set, render_random
+from augpe.pe.prompts import load_prompt_set, render_random
 
 RESULTS = Path(__file__).parent / "results" / "llm_throughput.md"
 LABELS = ["a positive food review", "a negative food review"]

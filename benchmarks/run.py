@@ -91,12 +91,12 @@ def random_api_run(cfg: Config, llm: Any, out: Path) -> dict[str, Any]:
     Only the class names and label values of the private data are read (they are released with
     every corpus anyway); no private text is looked at, nothing is voted, no budget is spent.
     """
-    from augpe.apis import TextAPIs
-    from augpe.data import load_private_data
-    from augpe.pipeline import released_config, write_json, write_jsonl
-    from augpe.population import corpus_record
-    from augpe.prompts import load_prompt_set
-    from augpe.select import allocate
+    from augpe.pe.apis import TextAPIs
+    from augpe.records.data import load_private_data
+    from augpe.runner.compose import released_config, write_json, write_jsonl
+    from augpe.records.sample import corpus_record
+    from augpe.pe.prompts import load_prompt_set
+    from augpe.pe.select import allocate
 
     t0 = time.perf_counter()
     data = load_private_data(cfg.data)
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     from augpe.embed import SentenceTransformerEmbedder
-    from augpe.pipeline import build_llm, run
+    from augpe.runner.compose import build_llm, run
 
     bench = load_benchmark(args.dataset, args.source, args.data_dir)
     tag = args.tag or time.strftime("%Y%m%d-%H%M%S")

@@ -35,7 +35,7 @@ from augpe.audit import (
     tpr_at_fpr,
 )
 from augpe.config import Config
-from augpe.data import load_private_data
+from augpe.records.data import load_private_data
 from augpe.privacy import default_delta
 
 

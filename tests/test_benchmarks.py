@@ -261,7 +261,7 @@ def test_runner_end_to_end_writes_one_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import augpe.embed
-    import augpe.pipeline
+    import augpe.runner.compose
 
     rows = [
         {
@@ -280,7 +280,7 @@ def test_runner_end_to_end_writes_one_table(
         config={"generation": {"prompts": "generic"}},
     )
     monkeypatch.setattr(runner, "load_benchmark", lambda name, source, data_dir: bench)
-    monkeypatch.setattr(augpe.pipeline, "make_llm", lambda cfg, show_progress=True: VaryingLLM())
+    monkeypatch.setattr(augpe.runner.compose, "make_llm", lambda cfg, show_progress=True: VaryingLLM())
     monkeypatch.setattr(augpe.embed, "SentenceTransformerEmbedder", FakeSentenceEmbedder)
     args = [
         "--dataset",
@@ -319,7 +319,7 @@ def test_runner_end_to_end_writes_one_table(
     assert (tmp_path / "runs" / "tiny-t" / "epsinf-seed1.eval" / "report.md").is_file()
     # --resume reuses finished runs: no generation at all the second time
     monkeypatch.setattr(
-        augpe.pipeline, "make_llm", lambda cfg, show_progress=True: pytest.fail("regenerated")
+        augpe.runner.compose, "make_llm", lambda cfg, show_progress=True: pytest.fail("regenerated")
     )
     # ... even when a setting was added to the config model since (stored without it)
     marker = tmp_path / "runs" / "tiny-t" / "epsinf-seed1" / "bench_run.json"

@@ -15,11 +15,11 @@ import yaml
 from fakes_pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_config, write_jsonl
 
 import augpe
-from augpe.card import build_card, card_counts
+from augpe.release.card import build_card, card_counts
 from augpe.config import Config
-from augpe.data import load_private_data
-from augpe.export import release_dataset
-from augpe.pipeline import RunResult, run
+from augpe.records.data import load_private_data
+from augpe.release.export import release_dataset
+from augpe.runner.compose import RunResult, run
 from augpe.privacy import Ledger
 
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w.])")

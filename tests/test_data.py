@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from augpe.config import DataConfig
-from augpe.data import PrivateData, load_private_data, read_table
+from augpe.records.data import PrivateData, load_private_data, read_table
 from augpe.errors import BackendError, ConfigError, DataError
 
 ROWS: list[dict[str, Any]] = [

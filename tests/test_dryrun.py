@@ -3,9 +3,9 @@
 import pytest
 from fakes_pe import FakeLLM, HashEmbedder, private_rows, small_config, write_jsonl
 
-from augpe import pipeline
+from augpe.runner import compose as pipeline
 from augpe.cli import main
-from augpe.dryrun import dry_run, request_counts
+from augpe.runner.dryrun import dry_run, request_counts
 
 
 @pytest.mark.parametrize(

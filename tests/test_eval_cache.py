@@ -17,7 +17,7 @@ from augpe.cli import main
 from augpe.errors import AugpeError
 from augpe.evaluate import EvalOptions, evaluate
 from augpe.evaluate.cache import EmbeddingCache, default_cache_dir, text_key
-from augpe.pipeline import run
+from augpe.runner.compose import run
 
 OPTS = EvalOptions(per_iteration=False, plots=False)
 

@@ -15,10 +15,10 @@ from fakes_pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_con
 
 from augpe.cli import main
 from augpe.config import Config
-from augpe.data import load_private_data
-from augpe.export import FORMATS, ExportTable, release_dataset, verify_release, write_table
-from augpe.pipeline import RunResult, run
-from augpe.release import ReleaseError, release, scan_for_private
+from augpe.records.data import load_private_data
+from augpe.release.export import FORMATS, ExportTable, release_dataset, verify_release, write_table
+from augpe.runner.compose import RunResult, run
+from augpe.release.verify import ReleaseError, release, scan_for_private
 
 datasets = pytest.importorskip("datasets")
 

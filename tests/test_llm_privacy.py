@@ -23,7 +23,7 @@ from fakes.openai_server import FakeOpenAIServer
 from fakes.tiny_lm import build_tiny_lm
 from fakes_pe import HashEmbedder
 
-from augpe import pipeline
+from augpe.runner import compose as pipeline
 from augpe.config import parse_config
 from augpe.llm.cache import wrap_with_cache
 from augpe.llm.embedded import EmbeddedLLM

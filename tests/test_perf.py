@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from fakes_pe import FakeLLM, HashEmbedder, private_rows, small_config, write_jsonl
 
-from augpe import pipeline, vote
+from augpe import vote
+from augpe.runner import compose as pipeline
 
 PERF = Path(__file__).resolve().parent.parent / "benchmarks" / "perf"
 if str(PERF) not in sys.path:
@@ -329,7 +330,7 @@ def test_overlap_auto_is_off_only_when_generation_and_embedding_share_the_cpu(
 def test_timer_stages_are_exclusive_on_one_thread() -> None:
     import time
 
-    from augpe.timing import Timer
+    from augpe.runner.timing import Timer
 
     t = Timer()
     with t.stage(1, "embed"):

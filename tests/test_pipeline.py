@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from augpe import pipeline
+from augpe.runner import compose as pipeline
 from augpe.privacy import mechanism
 from augpe.config import parse_config
 from augpe.embed import SentenceTransformerEmbedder

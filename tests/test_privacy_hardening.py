@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from fakes_pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_config, write_jsonl
 
-from augpe import pipeline
+from augpe.runner import compose as pipeline
 from augpe.errors import AugpeError, ConfigError
 from augpe.privacy import GaussianMechanism, GaussianRelease, Ledger, PrivacyStateError, RunSecret
 from augpe.privacy import mechanism as mech_module
 from augpe.privacy.accounting import delta_from_size_estimate
-from augpe.release import RELEASE_FILES, artefact_table, release
+from augpe.release.verify import RELEASE_FILES, artefact_table, release
 
 REPO = Path(__file__).resolve().parents[1]
 

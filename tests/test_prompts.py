@@ -1,4 +1,4 @@
-"""Prompt sets (augpe.prompts) and the text utilities of the VARIATION API (augpe.textops)."""
+"""Prompt sets (augpe.pe.prompts) and the text utilities of the VARIATION API (augpe.pe.textops)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from augpe.errors import PromptError
-from augpe.prompts import (
+from augpe.pe.prompts import (
     PromptSet,
     available_prompt_sets,
     load_prompt_set,
@@ -20,7 +20,7 @@ from augpe.prompts import (
     render_rephrase,
     template_fields,
 )
-from augpe.textops import (
+from augpe.pe.textops import (
     clean_generation,
     count_words,
     is_echo,
@@ -508,7 +508,7 @@ def test_an_output_that_is_only_the_instruction_fails() -> None:
 
 
 def test_the_apis_strip_an_echoed_instruction_before_keeping_a_sample() -> None:
-    from augpe.apis import TextAPIs
+    from augpe.pe.apis import TextAPIs
     from augpe.config import GenerationConfig
     from augpe.llm.base import Generation, Usage
 

@@ -14,9 +14,9 @@ from fakes_pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_con
 
 from augpe.cli import main
 from augpe.config import Config
-from augpe.data import load_private_data
-from augpe.pipeline import RunResult, run
-from augpe.release import (
+from augpe.records.data import load_private_data
+from augpe.runner.compose import RunResult, run
+from augpe.release.verify import (
     RELEASE_FILES,
     ReleaseError,
     find_class_counts,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from augpe.select import allocate, select_parents
+from augpe.pe.select import allocate, select_parents
 
 
 def test_rank_takes_the_highest_noisy_counts():

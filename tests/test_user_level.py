@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from fakes_pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_config, write_jsonl
 
-from augpe.data import load_private_data
-from augpe.pipeline import run
+from augpe.records.data import load_private_data
+from augpe.runner.compose import run
 from augpe.vote import class_histogram, vote_histogram
 
 TOL = 1e-9

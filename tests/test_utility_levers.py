@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from fakes_pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_config, write_jsonl
 
-from augpe import pipeline
+from augpe.runner import compose as pipeline
 from augpe.errors import ConfigError
-from augpe.evolve import vote_classes
-from augpe.population import Sample
+from augpe.pe.loop import vote_classes
+from augpe.records.sample import Sample
 from augpe.privacy.keywords import keyword_histogram, public_vocabulary, select_keywords
-from augpe.textops import clean_generation, strip_label_echo, trim_unfinished
+from augpe.pe.textops import clean_generation, strip_label_echo, trim_unfinished
 from augpe.vote import vote_histogram
 
 

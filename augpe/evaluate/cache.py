@@ -231,7 +231,7 @@ def run_private_vectors(run_dir: Path, embedder_name: str) -> dict[str, np.ndarr
     import yaml
 
     from augpe.config import DataConfig
-    from augpe.data import load_private_data
+    from augpe.records.data import load_private_data
 
     try:
         cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}

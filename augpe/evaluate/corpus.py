@@ -3,7 +3,7 @@
 A corpus here is texts plus zero or more label columns (one value per text per column). It can
 come from a run folder (``synthetic.jsonl`` and the populations in ``state/``), from any
 synthetic.jsonl-shaped file, or from a table (CSV / JSONL / Parquet / HF) read through
-`augpe.data.read_table`. Every bad input is an `AugpeError` naming the file and column.
+`augpe.records.data.read_table`. Every bad input is an `AugpeError` naming the file and column.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from augpe.data import CLASS_SEP, jsonl_records, read_table
+from augpe.records.data import CLASS_SEP, jsonl_records, read_table
 from augpe.errors import AugpeError, DataError
 
 CORPUS_FILE = "synthetic.jsonl"
@@ -73,7 +73,7 @@ class TextCorpus:
 
 
 def norm_label(value: Any) -> str | None:
-    """A label as a string, with the rule of `augpe.data` (5, 5.0 and "5" are one class); None if missing."""
+    """A label as a string, with the rule of `augpe.records.data` (5, 5.0 and "5" are one class); None if missing."""
     if value is None or value is pd.NA:
         return None
     if isinstance(value, bytes):
@@ -233,7 +233,7 @@ def _population_corpus(
 
 
 def class_label_values(class_name: str, label_columns: list[str]) -> list[str]:
-    """The per-column values of a class name ('Food | 5' -> ['Food', '5']); see augpe.data.CLASS_SEP."""
+    """The per-column values of a class name ('Food | 5' -> ['Food', '5']); see augpe.records.data.CLASS_SEP."""
     if not label_columns:
         return []
     parts = class_name.split(CLASS_SEP)

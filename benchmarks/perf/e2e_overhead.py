@@ -1,6 +1,6 @@
 """End-to-end overhead on CPU with the embedded model: is everything but generation a rounding error?
 
-One fixed small PE run goes through the real door (`augpe.pipeline.run`, the code behind `augpe run`)
+One fixed small PE run goes through the real door (`augpe.runner.compose.run`, the code behind `augpe run`)
 on the Amazon fine-food reviews with the embedded SmolLM2 backend, building its own components.
 The LLM it builds is wrapped: every `generate()` call is passed through, and then the very same
 requests (prompts and seeds) are generated again, alone, by a *shadow* backend built the same way
@@ -103,9 +103,9 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     info = machine()
-    from augpe import pipeline
+    from augpe.runner import compose as pipeline
     from augpe.config import load_config
-    from augpe.data import load_private_data
+    from augpe.records.data import load_private_data
     from augpe.demo import export_amazon
     from augpe.embed import embed_private
     from augpe.llm import make_llm

@@ -49,10 +49,10 @@ def pe_requests(n: int, max_new: int, seed: int = 0) -> list[Any]:
     """The first n RANDOM-API requests of a real run (amazon_food prompts), max_tokens fixed."""
     from dataclasses import replace
 
-    from augpe.apis import TextAPIs
+    from augpe.pe.apis import TextAPIs
     from augpe.config import GenerationConfig
     from augpe.llm.base import Generation, Usage
-    from augpe.prompts import load_prompt_set
+    from augpe.pe.prompts import load_prompt_set
 
     class Capture:
         name, usage, seen = "capture", Usage(), []

@@ -1,7 +1,7 @@
 """What overlapping the private embedding with the initial generation buys, when generation is not
 on this machine's CPU (a hosted API, an OpenAI-compatible server elsewhere, vLLM on a GPU).
 
-The initial population needs no private data, so `augpe.pipeline.run` can embed the private texts
+The initial population needs no private data, so `augpe.runner.compose.run` can embed the private texts
 on a background thread while it is generated (`embedding.overlap`). On a CPU that also runs the
 generator both stages are compute-bound and overlap cannot help (auto turns it off there); with a
 remote generator the CPU is idle while requests are in flight. This script runs the same fixed
@@ -79,7 +79,7 @@ def main() -> None:
     info = machine()
     from augpe.config import load_config
     from augpe.demo import DEMO_DATA, export_amazon
-    from augpe.pipeline import build_embedder, run
+    from augpe.runner.compose import build_embedder, run
 
     train, _ = export_amazon(DEMO_DATA)
     work = Path(tempfile.mkdtemp(prefix="augpe_overlap_"))

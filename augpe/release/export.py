@@ -1,9 +1,9 @@
 """`augpe release RUN_DIR OUT --format jsonl|csv|parquet|hf`: a release people load directly.
 
-`augpe.release.release` decides *what* may leave a run folder (an allow-list, verified against
+`augpe.release.verify.release` decides *what* may leave a run folder (an allow-list, verified against
 the private data). This module only changes the *shape* of what leaves: it builds the release in a
 staging folder with `release`, converts the released corpus into a table (`text` plus one column
-per label, nothing else) in the asked format, writes the dataset card (`augpe.card`), and then
+per label, nothing else) in the asked format, writes the dataset card (`augpe.release.card`), and then
 runs the same private-record and class-count scans again over everything it added.
 
 Binary formats need care: a Parquet page is compressed and an Arrow buffer holds all texts glued
@@ -38,7 +38,7 @@ import numpy as np
 import yaml
 
 from augpe.errors import AugpeError, missing_dependency
-from augpe.release import ReleaseError, find_class_counts, release, scan_for_private
+from augpe.release.verify import ReleaseError, find_class_counts, release, scan_for_private
 
 __all__ = [
     "DATA_FILES",
@@ -192,7 +192,7 @@ def _private_reference(
     if private_texts is not None:
         return list(private_texts), [], []
     from augpe.config import DataConfig
-    from augpe.data import load_private_data
+    from augpe.records.data import load_private_data
 
     cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
     data_cfg = dict(cfg.get("data") or {})
@@ -275,7 +275,7 @@ def release_dataset(
     """`release` (allow-list, verified), plus the corpus as a table in `fmt` and the dataset card,
     verified again; returns every file written, under `out`. Raises ReleaseError on any finding
     (OUT is then left as it was)."""
-    from augpe.card import card_counts, write_card
+    from augpe.release.card import card_counts, write_card
 
     if fmt not in FORMATS:
         raise ReleaseError(f"unknown release format {fmt!r}; use one of {', '.join(FORMATS)}")

@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from augpe.errors import BackendError
-from augpe.timing import Timer
+from augpe.runner.timing import Timer
 
 
 @runtime_checkable

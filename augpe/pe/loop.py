@@ -14,12 +14,12 @@ from typing import Protocol
 
 import numpy as np
 
-from augpe.apis import TextAPIs
+from augpe.pe.apis import TextAPIs
 from augpe.config import PEConfig
 from augpe.embed import Embedder
-from augpe.population import Sample, class_array
-from augpe.select import select_parents
-from augpe.timing import Timer
+from augpe.records.sample import Sample, class_array
+from augpe.pe.select import select_parents
+from augpe.runner.timing import Timer
 
 
 class RunState(Protocol):

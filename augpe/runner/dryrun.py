@@ -10,15 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from augpe.apis import request_rng
+from augpe.pe.apis import request_rng
 from augpe.config import Config
-from augpe.data import load_private_data
+from augpe.records.data import load_private_data
 from augpe.llm.base import GenerationRequest
 from augpe.llm.cost import Prices
 from augpe.llm.tokens import prompt_counter
-from augpe.prompts import load_prompt_set, render_fill_blanks, render_random, render_rephrase
-from augpe.select import allocate
-from augpe.textops import mask_text, max_tokens_for
+from augpe.pe.prompts import load_prompt_set, render_fill_blanks, render_random, render_rephrase
+from augpe.pe.select import allocate
+from augpe.pe.textops import mask_text, max_tokens_for
 
 PLACEHOLDER = "<a synthetic sample of about {words} words>"
 

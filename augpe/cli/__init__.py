@@ -82,7 +82,7 @@ def _print_summary(result: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from augpe.pipeline import run
+    from augpe.runner.compose import run
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -98,7 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.overwrite:
         cfg.output.overwrite = True
     if args.dry_run:
-        from augpe.dryrun import dry_run, format_dry_run
+        from augpe.runner.dryrun import dry_run, format_dry_run
 
         print(format_dry_run(dry_run(cfg)))
         return 0
@@ -158,7 +158,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
 def cmd_release(args: argparse.Namespace) -> int:
     import shlex
 
-    from augpe.export import release_dataset
+    from augpe.release.export import release_dataset
 
     words = ["augpe", "release", args.run_dir, args.out, "--format", args.format]
     words += ["--state"] * args.state + ["--allow-non-private"] * args.allow_non_private

@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from augpe.errors import PromptError
-from augpe.textops import count_words
+from augpe.pe.textops import count_words
 
 __all__ = [
     "FewShotExample",

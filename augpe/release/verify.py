@@ -333,7 +333,7 @@ def release(
     (a path for data.path) or `private_texts` is given. Raises ReleaseError on any finding.
     """
     from augpe.config import DataConfig
-    from augpe.data import load_private_data
+    from augpe.records.data import load_private_data
     from augpe.privacy import Ledger
 
     run = Path(run_dir)

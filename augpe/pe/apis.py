@@ -18,9 +18,9 @@ import numpy as np
 
 from augpe.config import GenerationConfig
 from augpe.llm.base import LLM, GenerationRequest, Message
-from augpe.population import Sample
-from augpe.prompts import PromptSet, render_fill_blanks, render_random, render_rephrase
-from augpe.textops import (
+from augpe.records.sample import Sample
+from augpe.pe.prompts import PromptSet, render_fill_blanks, render_random, render_rephrase
+from augpe.pe.textops import (
     clean_generation,
     count_words,
     is_echo,

@@ -44,7 +44,7 @@ import numpy as np
 from scipy.stats import binom, rankdata
 
 from augpe.config import Config
-from augpe.data import PrivateData, load_private_data
+from augpe.records.data import PrivateData, load_private_data
 from augpe.embed import Embedder
 from augpe.errors import ConfigError
 from augpe.llm.base import LLM
@@ -489,7 +489,7 @@ def audit(
     (data copy, canaries, run, PRIVATE folder) goes to `workdir` (a temp folder, deleted unless
     keep=True). `canaries`, `llm`, `embedder`: bring your own (tests do).
     """
-    from augpe.pipeline import build_components, run
+    from augpe.runner.compose import build_components, run
 
     t0 = time.perf_counter()
     if not 0.0 < beta < 1.0:
