@@ -80,7 +80,9 @@ def _engine(base: np.ndarray, distance: str, device: str) -> Engine:
 
         return torch_candidates(base, distance, device)
     index = (
-        faiss.IndexFlatIP(base.shape[1]) if distance == "cosine" else faiss.IndexFlatL2(base.shape[1])
+        faiss.IndexFlatIP(base.shape[1])
+        if distance == "cosine"
+        else faiss.IndexFlatL2(base.shape[1])
     )
     index.add(_prepare(base, distance))
     sign = 1.0 if distance == "cosine" else -1.0  # L2: faiss returns distances, ascending
@@ -187,7 +189,10 @@ def knn_search(
     check_finite(base, "synthetic embeddings")
     base = np.ascontiguousarray(base, dtype=np.float32)
     base_norm = np.concatenate(  # float64, per row in a fixed order (blocks bound the copy)
-        [np.sqrt((base[s : s + 8192].astype(np.float64) ** 2).sum(axis=1)) for s in range(0, len(base), 8192)]
+        [
+            np.sqrt((base[s : s + 8192].astype(np.float64) ** 2).sum(axis=1))
+            for s in range(0, len(base), 8192)
+        ]
     )
     engine = _engine(base, distance, device)
     n = queries.shape[0] if rows is None else rows.size
@@ -328,7 +333,14 @@ def vote_histogram(
 ) -> np.ndarray:
     """Clean vote counts, one bin per synthetic sample (all classes concatenated)."""
     return vote_tally(
-        private_emb, private_class, synthetic_emb, synthetic_class, k, distance, user_ids, chunk,
+        private_emb,
+        private_class,
+        synthetic_emb,
+        synthetic_class,
+        k,
+        distance,
+        user_ids,
+        chunk,
         device,
     ).histogram()
 

@@ -3,6 +3,7 @@ tally of any split of the records sums to the whole, bit for bit (what Ray shard
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -80,7 +81,9 @@ def test_torch_engine_gives_exactly_the_faiss_ids(monkeypatch, distance, k):
 def test_a_minus_one_from_any_engine_is_refused(monkeypatch):
     q, base = _tricky(np.random.default_rng(3))
     monkeypatch.setattr(
-        vote, "_engine", lambda b, dist, dev: lambda x, kk: (np.ones((len(x), kk)), -np.ones((len(x), kk)))
+        vote,
+        "_engine",
+        lambda b, dist, dev: lambda x, kk: (np.ones((len(x), kk)), -np.ones((len(x), kk))),
     )
     with pytest.raises(RuntimeError, match="outside"):
         list(knn_search(q, base, 1, "cosine", device="cuda"))
@@ -133,7 +136,7 @@ def test_tallies_of_any_split_of_the_records_sum_to_the_whole_bit_for_bit(k, dis
     whole = vote_histogram(priv, pc, syn, sc, k, distance)
     cuts = [0, 1, 77, 78, 300, 500]
     parts = [
-        vote_tally(priv[a:b], pc[a:b], syn, sc, k, distance) for a, b in zip(cuts, cuts[1:])
+        vote_tally(priv[a:b], pc[a:b], syn, sc, k, distance) for a, b in itertools.pairwise(cuts)
     ]
     total = parts[0]
     for p in parts[1:]:

@@ -204,7 +204,9 @@ def test_engine_ray_with_vllm_goes_through_ray_data_unless_actors_are_asked(monk
     from augpe.scale import ray_data_llm as rd
 
     made = []
-    monkeypatch.setattr(rd.RayDataVLLM, "from_config", classmethod(lambda c, *a, **k: made.append(a)))
+    monkeypatch.setattr(
+        rd.RayDataVLLM, "from_config", classmethod(lambda c, *a, **k: made.append(a))
+    )
     monkeypatch.setattr(ray_llm, "RayLLM", lambda *a, **k: "actors")
     cfg = GenerationConfig(backend="vllm", model="org/m")
     ray_llm.make_ray_llm(cfg, ExecutionConfig(engine="ray"))

@@ -12,11 +12,11 @@ import threading
 
 import pandas as pd
 import pytest
-from fakes.ray_backends import spied_embedded
+from fakes.ray_backends import PureLLM, pure, spied_embedded
 from fakes.ray_cluster import local_ray_cluster
 from fakes_pe import HashEmbedder
 
-from augpe import pipeline
+from augpe.runner import compose as pipeline
 from augpe.config import parse_config
 from augpe.llm.cache import wrap_with_cache
 
@@ -60,7 +60,10 @@ def _cfg(csv, out, engine="local", cache=False, **execution):
                 "threads": 1,
                 "cache": cache,
                 "prompts": "generic",
-                "label_descriptions": {"great": "a positive food review", "other": "a negative one"},
+                "label_descriptions": {
+                    "great": "a positive food review",
+                    "other": "a negative one",
+                },
                 "length": {"random_words": 10, "min_words": 6, "std_words": 2, "max_tokens": 20},
             },
             "pe": {"iterations": 2, "samples": 4, "variations": 2, "k": 2},
@@ -104,7 +107,9 @@ def test_a_replica_killed_mid_run_changes_nothing_and_no_private_text_reaches_an
     spy_dir = tmp_path / "spy"
     spy_dir.mkdir()
     factory = functools.partial(
-        spied_embedded, str(spy_dir), ray_llm.replica_config(cfg.generation, cfg.execution).model_dump()
+        spied_embedded,
+        str(spy_dir),
+        ray_llm.replica_config(cfg.generation, cfg.execution).model_dump(),
     )
     inner = ray_llm.RayLLM(factory, cfg.execution, show_progress=False)
     llm = wrap_with_cache(inner, tmp_path / "cache.sqlite")
@@ -144,22 +149,33 @@ def test_a_replica_killed_mid_run_changes_nothing_and_no_private_text_reaches_an
         assert text[:30] not in blob
 
 
-def test_a_run_interrupted_on_ray_resumes_to_the_same_corpus(
-    cluster, data_csv, local_run, tmp_path, monkeypatch
-):
+def test_a_run_interrupted_on_ray_resumes_to_the_same_corpus(cluster, data_csv, tmp_path):
+    # The driver owns the state, so resume needs nothing from the replicas: a seeded stand-in
+    # backend (answers are a function of the request) shows it without the model's minute.
+    local = tmp_path / "local"
+    pipeline.run(_cfg(data_csv, local), show_progress=False, llm=PureLLM(), embedder=HashEmbedder())
     cfg = _cfg(data_csv, tmp_path / "run", "ray", cache=True)
-    real = ray_llm.RayLLM.generate
-    calls = {"n": 0}
+    execution = cfg.execution
 
-    def dies_on_third_call(self, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt  # the driver is stopped mid-run
-        return real(self, *a, **k)
+    class Interrupted(ray_llm.RayLLM):
+        calls = 0
 
-    monkeypatch.setattr(ray_llm.RayLLM, "generate", dies_on_third_call)
-    with pytest.raises(KeyboardInterrupt):
-        pipeline.run(cfg, show_progress=False, embedder=HashEmbedder())
-    monkeypatch.setattr(ray_llm.RayLLM, "generate", real)
-    pipeline.run(cfg, resume=True, show_progress=False, embedder=HashEmbedder())
-    assert _artefacts(tmp_path / "run") == local_run[0]
+        def generate(self, *a, **k):
+            Interrupted.calls += 1
+            if Interrupted.calls == 3:
+                raise KeyboardInterrupt  # the driver is stopped mid-run
+            return super().generate(*a, **k)
+
+    llm = Interrupted(pure, execution, show_progress=False)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pipeline.run(cfg, show_progress=False, llm=llm, embedder=HashEmbedder())
+    finally:
+        llm.close()
+    assert (tmp_path / "run" / "state").is_dir()
+    llm = ray_llm.RayLLM(pure, execution, show_progress=False)
+    try:
+        pipeline.run(cfg, resume=True, show_progress=False, llm=llm, embedder=HashEmbedder())
+    finally:
+        llm.close()
+    assert _artefacts(tmp_path / "run") == _artefacts(local)

@@ -48,7 +48,9 @@ def connect(execution: ExecutionConfig) -> Any:
         where = execution.address or "a new local Ray"
         raise BackendError(f"execution.address: cannot connect to {where}: {err}") from err
     _started_here = execution.address is None
-    log.info("ray: connected to %s (%s)", execution.address or "a local Ray", ray.cluster_resources())
+    log.info(
+        "ray: connected to %s (%s)", execution.address or "a local Ray", ray.cluster_resources()
+    )
     return ray
 
 

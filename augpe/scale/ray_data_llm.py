@@ -169,7 +169,9 @@ class RayDataVLLM(Metered):
             gens = [
                 answer_of(by_idx[i], self.name)
                 if i in by_idx
-                else Generation(text=None, model=self.name, error="row missing from Ray Data output")
+                else Generation(
+                    text=None, model=self.name, error="row missing from Ray Data output"
+                )
                 for i in range(len(requests))
             ]
             for i, g in enumerate(gens):

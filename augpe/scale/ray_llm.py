@@ -367,8 +367,8 @@ class RayLLM:
         for r in getattr(self, "_replicas", []):
             try:
                 self._ray.kill(r)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
+            except Exception as err:  # noqa: BLE001 - already gone
+                log.debug("ray: replica already gone (%s)", type(err).__name__)
         self._replicas = []
 
 

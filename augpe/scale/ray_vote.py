@@ -181,9 +181,7 @@ class ShardedVote:
             (np.ascontiguousarray(synthetic_emb, dtype=np.float32), np.asarray(synthetic_class))
         )
         args = (synthetic, k, distance, chunk, device, parts)
-        refs = [
-            sh.tally.options(num_returns=parts).remote(*args) for sh in self._shards
-        ]
+        refs = [sh.tally.options(num_returns=parts).remote(*args) for sh in self._shards]
         total = VoteTally.zeros(n_bins)
         for s, shard_refs in enumerate(refs):
             pieces = self._get(s, shard_refs, args)
@@ -220,8 +218,8 @@ class ShardedVote:
         for sh in self._shards:
             try:
                 self._ray.kill(sh)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
+            except Exception as err:  # noqa: BLE001 - already gone
+                log.debug("ray: vote shard already gone (%s)", type(err).__name__)
         self._shards = []
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from augpe.llm.base import Generation, Usage
 from augpe.llm.cost import CostMeter, Prices
 
-WORDS = "good nice fine tasty fresh sweet crisp mild snack drink meal flavor price value".split()
+WORDS = ["good", "nice", "fine", "tasty", "fresh", "sweet", "crisp", "mild", "snack", "drink"]
 
 
 class PureLLM:
