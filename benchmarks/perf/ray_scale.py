@@ -165,6 +165,7 @@ def worker_gen(a: dict) -> dict:
             gens = llm.generate(reqs, "bench")
             wall = time.perf_counter() - t0
             report = llm.cost_report()
+            timing = llm.replica_timings()
             llm.close()
             texts[replicas] = [g.text for g in gens]
             tok = sum(g.completion_tokens for g in gens)
@@ -175,7 +176,7 @@ def worker_gen(a: dict) -> dict:
                     "generate_wall_seconds": round(wall, 2),
                     "completion_tokens": tok,
                     "tokens_per_second": round(tok / wall, 2),
-                    "per_replica": report["replicas"],
+                    "per_replica": [{**r, **t} for r, t in zip(report["replicas"], timing)],
                     "loadavg_after": list(os.getloadavg()),
                 }
             )
