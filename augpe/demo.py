@@ -41,11 +41,11 @@ def export_amazon(folder: Path) -> tuple[Path, Path]:
     return train, test
 
 
-def run_demo(  # noqa: ANN201
+def run_demo(
     out: str, quick: bool = False, show_progress: bool = True, extra: list[str] | None = None
 ):
     """Run the demo, print the corpus summary, then its downstream accuracy next to the baselines."""
-    from augpe.cli import _print_summary
+    from augpe.cli.printing import print_run_summary
     from augpe.embed import SentenceTransformerEmbedder
     from augpe.evaluate import CachedEmbedder, demo_baselines, format_baselines
     from augpe.runner.compose import run
@@ -64,7 +64,7 @@ def run_demo(  # noqa: ANN201
         )
     )
     result = run(cfg, show_progress=show_progress, embedder=emb)
-    _print_summary(result)
+    print_run_summary(result)
     log.info("evaluating: train a classifier on the synthetic reviews, test on 1000 real ones")
     print(
         format_baselines(

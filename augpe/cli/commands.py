@@ -1,0 +1,203 @@
+"""The `augpe` subcommands: each turns parsed arguments into one library call and prints the result.
+
+The work is done by the library (`augpe.runner`, `augpe.privacy`, `augpe.release`, `augpe.audit`,
+`augpe.evaluate`); heavy modules are imported inside each command so `augpe --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from augpe.cli.printing import print_run_summary
+from augpe.config import load_config
+from augpe.errors import AugpeError
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from augpe.runner.compose import run
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        # The run folder's own config, as it is: the noise seed is never in it (the PRIVATE
+        # folder keeps it under the run's nonce), and privacy settings changed by --set are refused.
+        cfg = load_config(run_dir / "config.yaml", [*args.set, f"output.dir={run_dir}"])
+    else:
+        if not args.config:
+            raise AugpeError("augpe run: give a CONFIG.yaml (or --resume RUN_DIR)")
+        cfg = load_config(args.config, args.set)
+    if args.output:
+        cfg.output.dir = args.output
+    if args.overwrite:
+        cfg.output.overwrite = True
+    if args.dry_run:
+        from augpe.runner.dryrun import dry_run, format_dry_run
+
+        print(format_dry_run(dry_run(cfg)))
+        return 0
+    result = run(cfg, resume=bool(args.resume), show_progress=not args.quiet)
+    print_run_summary(result)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from augpe.demo import run_demo
+
+    run_demo(out=args.output, quick=args.quick, show_progress=not args.quiet, extra=args.set)
+    return 0
+
+
+def cmd_account(args: argparse.Namespace) -> int:
+    from augpe.privacy import calibrate_sigma, default_delta, epsilon_for_sigma
+
+    if args.delta is None and args.n is None:
+        raise AugpeError("augpe account: give --delta, or --n (records) for delta = 1/(N ln N)")
+    delta = args.delta if args.delta is not None else default_delta(args.n)
+    if args.sigma is not None:
+        eps = epsilon_for_sigma(args.sigma, delta, args.iterations)
+        print(
+            f"sigma = {args.sigma} over T = {args.iterations} votes, delta = {delta:.4g}: epsilon = {eps:.4f}"
+        )
+    else:
+        if args.epsilon is None:
+            raise AugpeError(
+                "augpe account: give --epsilon (to get sigma) or --sigma (to get epsilon)"
+            )
+        sigma = calibrate_sigma(args.epsilon, delta, args.iterations)
+        mu = math.sqrt(args.iterations) / sigma if sigma > 0 else math.inf
+        print(
+            f"epsilon = {args.epsilon}, delta = {delta:.4g}, T = {args.iterations}: "
+            f"sigma = {sigma:.4f} (rounded up; mu-GDP mu = {mu:.4f})"
+        )
+    return 0
+
+
+def cmd_budget(args: argparse.Namespace) -> int:
+    from augpe.privacy import Ledger, pld_epsilon
+
+    path = Path(args.run_dir) / "ledger.json"
+    if not path.is_file():
+        raise AugpeError(f"augpe budget: no ledger.json in {args.run_dir}")
+    ledger = Ledger.load(path)
+    print(ledger.summary())
+    if args.check:
+        eps = pld_epsilon([e.noise_multiplier for e in ledger.events], ledger.delta)
+        print(f"cross-check (dp-accounting PLD): eps = {eps:.4f}")
+    if args.json:
+        print(json.dumps(ledger.to_dict(), indent=2))
+    return 0
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    import shlex
+
+    from augpe.release.export import release_dataset
+
+    words = ["augpe", "release", args.run_dir, args.out, "--format", args.format]
+    words += ["--state"] * args.state + ["--allow-non-private"] * args.allow_non_private
+    words += ["--license", args.license] if args.license != "other" else []
+    files = release_dataset(
+        args.run_dir,
+        args.out,
+        args.format,
+        include_state=args.state,
+        private_data=args.data,
+        allow_non_private=args.allow_non_private,
+        card=not args.no_card,
+        license=args.license,
+        command=" ".join(shlex.quote(w) for w in words),
+    )
+    print(
+        f"released {len(files)} files to {args.out} ({args.format}; verified: no private record, "
+        "no clean class count, nothing from the PRIVATE folder):"
+    )
+    for f in files:
+        print(f"  {f}")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from augpe.audit import audit
+
+    cfg = load_config(args.config, args.set)
+    k: list[int] | None = [int(x) for x in args.k.split(",")] if args.k else None
+    report = audit(
+        cfg,
+        args.canaries,
+        seed=args.seed,
+        k=k,
+        beta=args.beta,
+        workdir=args.workdir,
+        keep=args.keep,
+        show_progress=not args.quiet,
+    )
+    print(report.summary())
+    if args.report:
+        Path(args.report).write_text(
+            json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8"
+        )
+        print(f"report: {args.report}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from augpe.evaluate import (
+        EvalOptions,
+        FinetuneSettings,
+        LMSettings,
+        default_cache_dir,
+        default_out_dir,
+        evaluate,
+        headline,
+    )
+
+    compare: dict[str, str] = {}
+    for item in args.compare:
+        name, sep, path = item.rpartition("=")
+        if not sep or not name or not path:
+            raise AugpeError(
+                f"--compare {item!r}: write NAME=PATH, e.g. --compare eps=inf=runs/inf"
+            )
+        compare[name] = path
+    tiers = {"fast": ("fast",), "paper": ("paper",), "both": ("fast", "paper")}[args.tier]
+    opts = EvalOptions(
+        tiers=tiers,
+        finetune=FinetuneSettings(
+            model=args.encoder,
+            epochs=args.epochs,
+            seeds=tuple(range(args.seeds)),
+            batch_size=args.batch_size,
+            max_length=args.max_length,
+            device=args.device,
+        ),
+        nextword=LMSettings(
+            model=args.lm, epochs=args.epochs, max_length=args.max_length, device=args.device
+        )
+        if args.nextword
+        else None,
+        fidelity=not args.no_fidelity,
+        per_iteration=not args.no_iterations,
+        plots=not args.no_plots,
+        max_real_train=args.max_real_train,
+        embedding_model=args.embedding_model,
+    )
+    out = Path(args.out) if args.out else default_out_dir(args.corpus)
+    result = evaluate(
+        args.corpus,
+        args.real_test,
+        real_train=args.real_train,
+        real_val=args.real_val,
+        text_column=args.text_column,
+        label_columns=args.label_columns,
+        compare=compare,
+        options=opts,
+        out_dir=out,
+        show_progress=not args.quiet,
+        cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()),
+    )
+    print(f"\nevaluation: {out / 'eval.json'}, report: {out / 'report.md'}")
+    for tier in tiers:
+        print(headline(result, tier))
+    return 0
