@@ -163,6 +163,26 @@ def test_unknown_tier() -> None:
         EvalOptions(tiers=("slow",))
 
 
+def test_the_eval_embedder_runs_on_the_device_and_batch_of_its_options(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import augpe.embed
+    from augpe.evaluate.options import make_eval_embedder
+
+    built: list[tuple[str, str, int]] = []
+
+    class Recorder(BagEmbedder):
+        def __init__(self, model: str, device: str, batch_size: int, **_: object) -> None:
+            super().__init__()
+            built.append((model, device, batch_size))
+
+    monkeypatch.setattr(augpe.embed, "SentenceTransformerEmbedder", Recorder)
+    make_eval_embedder("m", EvalOptions(), show_progress=False)
+    opts = EvalOptions(embedding_device="cuda", embedding_batch_size=8)
+    make_eval_embedder("m", opts, show_progress=False)
+    assert built == [("m", "cpu", 64), ("m", "cuda", 8)]  # the default is today's cpu / 64
+
+
 def test_cli_bad_input_prints_one_clear_line(
     files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
