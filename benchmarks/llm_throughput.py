@@ -102,7 +102,7 @@ def measure(
 def xllamacpp_server(n_parallel: int, n_ctx_per_slot: int, threads: int) -> Any:
     import xllamacpp
 
-    from augpe.llm.embedded import default_model_path
+    from augpe.llm.backends.embedded import default_model_path
 
     p = xllamacpp.CommonParams()
     p.model.path = str(default_model_path())
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     n_ctx = 768
 
     if "embedded" in backends:
-        from augpe.llm.embedded import EmbeddedLLM
+        from augpe.llm.backends.embedded import EmbeddedLLM
 
         rows.append(
             measure(
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     if "openai" in backends:
-        from augpe.llm.openai_backend import OpenAILLM
+        from augpe.llm.backends.openai import OpenAILLM
 
         holder: dict[str, object] = {}
 
@@ -177,13 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     if "transformers" in backends:
         import torch
 
-        from augpe.llm.transformers_backend import TransformersLLM
+        from augpe.llm.backends.transformers import TransformersLLM
 
         torch.set_num_threads(args.threads)
         choice = args.transformers_model
         if choice == "auto":
             if importlib.util.find_spec("gguf") is not None:
-                from augpe.llm.embedded import default_model_path
+                from augpe.llm.backends.embedded import default_model_path
 
                 choice = str(default_model_path())
             else:

@@ -10,6 +10,7 @@ from fakes.openai_server import FakeOpenAIServer
 
 from augpe.config import GenerationConfig
 from augpe.errors import BackendError
+from augpe.llm.backends.openai import OpenAILLM
 from augpe.llm.base import GenerationRequest
 from augpe.llm.cache import (
     CachedLLM,
@@ -20,7 +21,6 @@ from augpe.llm.cache import (
 )
 from augpe.llm.cost import Budget, BudgetExceeded, Prices, cost_report
 from augpe.llm.mixture import MixtureLLM
-from augpe.llm.openai_backend import OpenAILLM
 
 
 def req(i: int, seed: int | None = None) -> GenerationRequest:

@@ -8,6 +8,7 @@ from fakes.openai_server import FakeOpenAIServer
 from augpe.config import GenerationConfig, parse_config
 from augpe.errors import AugpeError
 from augpe.llm import make_llm
+from augpe.llm.backends.openai import OpenAILLM
 from augpe.llm.base import Generation, GenerationRequest, Usage
 from augpe.llm.cost import (
     Budget,
@@ -18,7 +19,6 @@ from augpe.llm.cost import (
     estimate_prompt_tokens,
 )
 from augpe.llm.mixture import MixtureLLM
-from augpe.llm.openai_backend import OpenAILLM
 
 PRICES = Prices(input_per_1k=1.0, output_per_1k=2.0)
 

@@ -13,8 +13,8 @@ import time
 import pytest
 from fakes.openai_server import FakeOpenAIServer, body_key
 
+from augpe.llm.backends.openai import OpenAILLM
 from augpe.llm.base import GenerationRequest
-from augpe.llm.openai_backend import OpenAILLM
 from augpe.llm.retry import RetryPolicy, is_retryable_status, parse_retry_after
 
 FAULTS = ["429", "429-ms", "500", "503", "slow", "malformed", "drop"]

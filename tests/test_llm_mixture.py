@@ -13,11 +13,11 @@ from fakes.tiny_lm import build_tiny_lm
 from augpe.config import GenerationConfig, parse_config
 from augpe.errors import ConfigError
 from augpe.llm import make_llm
+from augpe.llm.backends.openai import OpenAILLM
+from augpe.llm.backends.transformers import TransformersLLM
+from augpe.llm.backends.vllm import VLLMLLM
 from augpe.llm.base import GenerationRequest
 from augpe.llm.mixture import MixtureLLM, route_fraction
-from augpe.llm.openai_backend import OpenAILLM
-from augpe.llm.transformers_backend import TransformersLLM
-from augpe.llm.vllm_backend import VLLMLLM
 
 
 @pytest.fixture

@@ -23,14 +23,14 @@ from fakes.openai_server import FakeOpenAIServer
 from fakes.tiny_lm import build_tiny_lm
 from fakes_pe import HashEmbedder
 
-from augpe.runner import compose as pipeline
 from augpe.config import parse_config
+from augpe.llm.backends.embedded import EmbeddedLLM
+from augpe.llm.backends.openai import OpenAILLM
+from augpe.llm.backends.transformers import TransformersLLM
+from augpe.llm.backends.vllm import VLLMLLM
 from augpe.llm.cache import wrap_with_cache
-from augpe.llm.embedded import EmbeddedLLM
 from augpe.llm.mixture import MixtureLLM
-from augpe.llm.openai_backend import OpenAILLM
-from augpe.llm.transformers_backend import TransformersLLM
-from augpe.llm.vllm_backend import VLLMLLM
+from augpe.runner import compose as pipeline
 
 PRIVATE = [
     ("great", "The smoked paprika from this shop changed my weeknight stews forever"),

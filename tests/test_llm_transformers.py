@@ -16,8 +16,8 @@ from fakes.tiny_lm import build_tiny_lm, save_tiny_lm
 from augpe.config import GenerationConfig
 from augpe.errors import ConfigError
 from augpe.llm import make_llm
+from augpe.llm.backends.transformers import TransformersLLM, resolve_device_dtype
 from augpe.llm.base import GenerationRequest
-from augpe.llm.transformers_backend import TransformersLLM, resolve_device_dtype
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from augpe.runner import compose as pipeline
-from augpe.privacy import mechanism
 from augpe.config import parse_config
 from augpe.embed import SentenceTransformerEmbedder
+from augpe.llm.backends.embedded import EmbeddedLLM
 from augpe.llm.base import Generation, GenerationRequest
-from augpe.llm.embedded import EmbeddedLLM
+from augpe.privacy import mechanism
+from augpe.runner import compose as pipeline
 
 N_PER_CLASS = 20
 

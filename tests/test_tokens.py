@@ -16,12 +16,12 @@ import pytest
 from fakes.openai_server import FakeOpenAIServer
 from fakes_pe import private_rows, small_config, write_jsonl
 
-from augpe.runner.dryrun import dry_run, format_dry_run
+from augpe.llm.backends.openai import OpenAILLM
 from augpe.llm.base import GenerationRequest
 from augpe.llm.cost import ESTIMATE_METHOD, Budget, BudgetExceeded, CostMeter, Prices, cost_report
 from augpe.llm.cost import estimate_prompt_tokens as estimate
-from augpe.llm.openai_backend import OpenAILLM
 from augpe.llm.tokens import _cached_file_ok, prompt_counter
+from augpe.runner.dryrun import dry_run, format_dry_run
 
 try:
     import tiktoken

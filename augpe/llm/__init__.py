@@ -25,21 +25,21 @@ def make_llm(cfg: GenerationConfig, show_progress: bool = True) -> LLM:
 
     def one(c: GenerationConfig) -> LLM:
         if c.backend == "embedded":
-            from augpe.llm.embedded import EmbeddedLLM
+            from augpe.llm.backends.embedded import EmbeddedLLM
 
             return EmbeddedLLM(
                 c.model, c.n_parallel, c.n_ctx_per_slot, c.threads, show_progress, c.deterministic
             )
         if c.backend == "openai":
-            from augpe.llm.openai_backend import OpenAILLM
+            from augpe.llm.backends.openai import OpenAILLM
 
             return OpenAILLM.from_config(c, show_progress=show_progress, budget=budget)
         if c.backend == "vllm":
-            from augpe.llm.vllm_backend import VLLMLLM
+            from augpe.llm.backends.vllm import VLLMLLM
 
             return VLLMLLM.from_config(c, show_progress=show_progress, budget=budget)
         if c.backend == "transformers":
-            from augpe.llm.transformers_backend import TransformersLLM
+            from augpe.llm.backends.transformers import TransformersLLM
 
             return TransformersLLM.from_config(c, show_progress=show_progress, budget=budget)
         raise ConfigError(f"generation.backend: unknown backend {c.backend!r}")

@@ -49,9 +49,9 @@ def pe_requests(n: int, max_new: int, seed: int = 0) -> list[Any]:
     """The first n RANDOM-API requests of a real run (amazon_food prompts), max_tokens fixed."""
     from dataclasses import replace
 
-    from augpe.pe.apis import TextAPIs
     from augpe.config import GenerationConfig
     from augpe.llm.base import Generation, Usage
+    from augpe.pe.apis import TextAPIs
     from augpe.pe.prompts import load_prompt_set
 
     class Capture:
@@ -179,7 +179,7 @@ class _IgnoreEOS:
 def run_cpu(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from augpe.llm.embedded import EmbeddedLLM, default_model_path
+    from augpe.llm.backends.embedded import EmbeddedLLM, default_model_path
 
     torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
     torch.manual_seed(0)
@@ -220,7 +220,7 @@ def run_cpu(args: argparse.Namespace) -> dict[str, Any]:
     prompt_ids = [chat_ids(tok, r.messages) for r in reqs]
     res["prompt_tokens_mean"] = round(sum(map(len, prompt_ids)) / len(prompt_ids), 1)
 
-    from augpe.llm.transformers_backend import TransformersLLM
+    from augpe.llm.backends.transformers import TransformersLLM
 
     def ours_embedded(emb: Any, fixed: bool) -> tuple[int, int]:
         server = emb._server
@@ -430,7 +430,7 @@ def run_gpu(args: argparse.Namespace) -> dict[str, Any]:
                 ),
             )
     try:
-        from augpe.llm.transformers_backend import TransformersLLM
+        from augpe.llm.backends.transformers import TransformersLLM
 
         for b in args.tf_batches:
             llm = TransformersLLM(

@@ -38,8 +38,8 @@ PARENTS = [
 
 
 def requests(kind: str, n: int, seed: int) -> list[Any]:
-    from augpe.pe.apis import request_rng
     from augpe.llm.base import GenerationRequest
+    from augpe.pe.apis import request_rng
     from augpe.pe.prompts import load_prompt_set, render_random, render_rephrase
 
     prompts = load_prompt_set("amazon_food")
@@ -83,7 +83,7 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     info = machine()
-    from augpe.llm.embedded import EmbeddedLLM
+    from augpe.llm.backends.embedded import EmbeddedLLM
 
     kw = {"n_parallel": args.n_parallel, "threads": args.threads, "show_progress": False}
     llms = {

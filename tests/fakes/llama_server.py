@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from augpe.llm.embedded import default_model_path
+from augpe.llm.backends.embedded import default_model_path
 
 
 @contextmanager

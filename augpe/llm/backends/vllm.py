@@ -19,9 +19,9 @@ from typing import Any
 
 from augpe.config import GenerationConfig
 from augpe.errors import BackendError, ConfigError, missing_dependency
+from augpe.llm.backends.openai import messages_to_prompt
 from augpe.llm.base import Generation, GenerationRequest, OnResult, Usage
 from augpe.llm.cost import Budget, CostMeter, Metered, Prices
-from augpe.llm.openai_backend import messages_to_prompt
 
 __all__ = ["VLLMLLM"]
 
