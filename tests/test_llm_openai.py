@@ -19,8 +19,9 @@ from fakes.openai_server import FakeOpenAIServer
 from augpe.config import GenerationConfig
 from augpe.errors import BackendError, ConfigError
 from augpe.llm import make_llm
-from augpe.llm.backends.openai import OpenAILLM, messages_to_prompt
+from augpe.llm.backends.openai import OpenAILLM
 from augpe.llm.base import GenerationRequest
+from augpe.llm.chat import messages_to_prompt
 from augpe.llm.retry import RetryPolicy
 
 FAST = RetryPolicy(retries=4, base=0.02, cap=0.2)

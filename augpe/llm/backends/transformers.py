@@ -26,6 +26,8 @@ from typing import Any
 from augpe.config import GenerationConfig
 from augpe.errors import BackendError, ConfigError, missing_dependency
 from augpe.llm.base import Generation, GenerationRequest, Message, OnResult, Usage, progress_bar
+from augpe.llm.batching import isolate_failures
+from augpe.llm.chat import transcript
 from augpe.llm.cost import Budget, CostMeter, Metered, Prices
 
 __all__ = ["TransformersLLM", "resolve_device_dtype"]
@@ -239,8 +241,7 @@ class TransformersLLM(Metered):
                 list(messages), tokenize=False, add_generation_prompt=True
             )
             return text
-        lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
-        return "\n".join(lines) + "\nAssistant:"
+        return transcript(messages)
 
     def _count_prompt(self, req: GenerationRequest) -> int:
         return len(self.tokenizer(self.render(req.messages), add_special_tokens=False)["input_ids"])
@@ -305,20 +306,15 @@ class TransformersLLM(Metered):
         self, requests: Sequence[GenerationRequest], prompts: Sequence[str]
     ) -> list[Generation]:
         """A failing batch is split until the culprit is alone (GPU OOM: smaller batches pass)."""
-        try:
-            return self._batch(requests, prompts)
-        except Exception as err:  # noqa: BLE001 - isolate the failing request, fail only it
+
+        def run(pairs: Sequence[tuple[GenerationRequest, str]]) -> list[Generation]:
+            return self._batch([r for r, _ in pairs], [p for _, p in pairs])
+
+        def free_gpu() -> None:
             if self.device.type == "cuda":
                 self._torch.cuda.empty_cache()
-            if len(requests) == 1:
-                return [
-                    Generation(text=None, model=self.name, error=f"{type(err).__name__}: {err}")
-                ]
-            mid = len(requests) // 2
-            log.debug("%s: batch of %d failed (%s); splitting", self.name, len(requests), err)
-            return self._safe_batch(requests[:mid], prompts[:mid]) + self._safe_batch(
-                requests[mid:], prompts[mid:]
-            )
+
+        return isolate_failures(run, list(zip(requests, prompts)), self.name, on_error=free_gpu)
 
     # ---- the Protocol ------------------------------------------------------------------------
     def generate(

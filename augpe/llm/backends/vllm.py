@@ -12,20 +12,18 @@ split the batch until the offending request is alone, so only that sample fails.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from augpe.config import GenerationConfig
 from augpe.errors import BackendError, ConfigError, missing_dependency
-from augpe.llm.backends.openai import messages_to_prompt
 from augpe.llm.base import Generation, GenerationRequest, OnResult, Usage
+from augpe.llm.batching import isolate_failures
+from augpe.llm.chat import messages_to_prompt
 from augpe.llm.cost import Budget, CostMeter, Metered, Prices
 
 __all__ = ["VLLMLLM"]
-
-log = logging.getLogger("augpe")
 
 
 def _import_vllm() -> Any:
@@ -133,17 +131,10 @@ class VLLMLLM(Metered):
         return list(outs)
 
     def _safe_run(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
-        try:
-            outs = self._run(requests)
-        except Exception as err:  # noqa: BLE001 - isolate the failing request, fail only it
-            if len(requests) == 1:
-                return [
-                    Generation(text=None, model=self.name, error=f"{type(err).__name__}: {err}")
-                ]
-            mid = len(requests) // 2
-            log.debug("%s: batch of %d rejected (%s); splitting", self.name, len(requests), err)
-            return self._safe_run(requests[:mid]) + self._safe_run(requests[mid:])
-        return [self._to_generation(o) for o in outs]
+        def run(batch: Sequence[GenerationRequest]) -> list[Generation]:
+            return [self._to_generation(o) for o in self._run(batch)]
+
+        return isolate_failures(run, requests, self.name, "rejected")
 
     def _to_generation(self, o: Any) -> Generation:
         try:

@@ -1,0 +1,26 @@
+"""Chat formats shared by the backends: a conversation as plain text, for a model or endpoint
+that takes a prompt instead of messages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from augpe.llm.base import Message
+
+__all__ = ["messages_to_prompt", "transcript"]
+
+
+def messages_to_prompt(messages: Sequence[Message]) -> str:
+    """Plain-text rendering of a chat for the completions endpoint (base models).
+
+    Turns become paragraphs; a base model continues after the final blank line. Prompt sets meant
+    for base models should read naturally this way.
+    """
+    return "\n\n".join(m.get("content", "").strip() for m in messages if m.get("content")) + "\n\n"
+
+
+def transcript(messages: Sequence[Message]) -> str:
+    """A chat as "Role: content" lines ending with "Assistant:", for a model without a chat
+    template."""
+    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+    return "\n".join(lines) + "\nAssistant:"
