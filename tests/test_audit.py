@@ -35,8 +35,8 @@ from augpe.audit import (
     tpr_at_fpr,
 )
 from augpe.config import Config
-from augpe.records.data import load_private_data
 from augpe.privacy import default_delta
+from augpe.records.data import load_private_data
 
 
 # ---- the estimator ---------------------------------------------------------------------------

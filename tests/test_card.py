@@ -15,12 +15,12 @@ import yaml
 from fakes_pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_config, write_jsonl
 
 import augpe
-from augpe.release.card import build_card, card_counts
 from augpe.config import Config
+from augpe.privacy import Ledger
 from augpe.records.data import load_private_data
+from augpe.release.card import build_card, card_counts
 from augpe.release.export import release_dataset
 from augpe.runner.compose import RunResult, run
-from augpe.privacy import Ledger
 
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w.])")
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from augpe.config import DataConfig
-from augpe.records.data import PrivateData, load_private_data, read_table
 from augpe.errors import BackendError, ConfigError, DataError
+from augpe.records.data import PrivateData, load_private_data, read_table
 
 ROWS: list[dict[str, Any]] = [
     {"text": "  Great pasta, friendly staff. ", "category": "Food", "rating": 5, "user": "u2"},

@@ -3,9 +3,10 @@
 import pytest
 from fakes_pe import FakeLLM, HashEmbedder, private_rows, small_config, write_jsonl
 
-from augpe.runner import compose as pipeline
 from augpe.cli import main
-from augpe.runner.dryrun import dry_run, request_counts
+from augpe.runner import compose as pipeline
+from augpe.pe.requests import request_counts
+from augpe.runner.dryrun import dry_run
 
 
 @pytest.mark.parametrize(
@@ -21,7 +22,7 @@ def test_dry_run_counts_match_the_requests_of_a_real_run(tmp_path, pe):
     cfg = small_config(data, tmp_path / "run", pe=pe, privacy={"class_counts": "uniform"})
     llm = FakeLLM()
     pipeline.run(cfg, show_progress=False, llm=llm, embedder=HashEmbedder())
-    assert llm.usage.requests == request_counts(cfg)["total"]
+    assert llm.usage.requests == request_counts(cfg.pe)["total"]
 
 
 def test_dry_run_sends_nothing_and_writes_nothing(tmp_path, capsys):

@@ -17,8 +17,8 @@ from augpe.cli import main
 from augpe.config import Config
 from augpe.records.data import load_private_data
 from augpe.release.export import FORMATS, ExportTable, release_dataset, verify_release, write_table
-from augpe.runner.compose import RunResult, run
 from augpe.release.verify import ReleaseError, release, scan_for_private
+from augpe.runner.compose import RunResult, run
 
 datasets = pytest.importorskip("datasets")
 

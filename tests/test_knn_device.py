@@ -9,11 +9,11 @@ import math
 import numpy as np
 import pytest
 
-from augpe import vote
 from augpe.config import parse_config
 from augpe.errors import ConfigError
+from augpe.privacy import vote
+from augpe.privacy.vote import VoteTally, knn_search, vote_histogram, vote_tally
 from augpe.scale import knn as scale_knn
-from augpe.vote import VoteTally, knn_search, vote_histogram, vote_tally
 
 
 def _reference_knn(q, base, k, distance):

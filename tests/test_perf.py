@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 from fakes_pe import FakeLLM, HashEmbedder, private_rows, small_config, write_jsonl
 
-from augpe import vote
+import augpe.embed
+from augpe.privacy import vote
+from augpe.runner import components
 from augpe.runner import compose as pipeline
 
 PERF = Path(__file__).resolve().parent.parent / "benchmarks" / "perf"
@@ -63,8 +65,8 @@ def counted_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, An
         built["emb"].append(CountingEmbedder(*a, **kw))
         return built["emb"][-1]
 
-    monkeypatch.setattr(pipeline, "make_llm", make_llm)
-    monkeypatch.setattr(pipeline, "SentenceTransformerEmbedder", make_emb)
+    monkeypatch.setattr(components, "make_llm", make_llm)
+    monkeypatch.setattr(augpe.embed, "SentenceTransformerEmbedder", make_emb)
     private = tmp_path / "PRIVATE"
     cfg = small_config(
         data,
@@ -317,20 +319,20 @@ def test_overlap_auto_is_off_only_when_generation_and_embedding_share_the_cpu(
             tmp_path / "x.jsonl", tmp_path / "r", generation={"prompts": "generic", **gen}
         )
 
-    assert pipeline.overlap_private(cfg(backend="embedded")) is False
-    assert pipeline.overlap_private(cfg(backend="openai", model="m")) is True
-    assert pipeline.overlap_private(cfg(backend="transformers", model="m", device="cpu")) is False
-    assert pipeline.overlap_private(cfg(backend="transformers", model="m", device="cuda")) is True
+    assert components.overlap_private(cfg(backend="embedded")) is False
+    assert components.overlap_private(cfg(backend="openai", model="m")) is True
+    assert components.overlap_private(cfg(backend="transformers", model="m", device="cpu")) is False
+    assert components.overlap_private(cfg(backend="transformers", model="m", device="cuda")) is True
     mixed = cfg(backend="openai", model="m", mixture=[{"backend": "embedded", "weight": 1}])
-    assert pipeline.overlap_private(mixed) is False
+    assert components.overlap_private(mixed) is False
     on = small_config(tmp_path / "x.jsonl", tmp_path / "r", embedding={"overlap": "on"})
-    assert pipeline.overlap_private(on) is True
+    assert components.overlap_private(on) is True
 
 
 def test_timer_stages_are_exclusive_on_one_thread() -> None:
     import time
 
-    from augpe.runner.timing import Timer
+    from augpe.timing import Timer
 
     t = Timer()
     with t.stage(1, "embed"):

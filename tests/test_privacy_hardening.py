@@ -15,12 +15,19 @@ import numpy as np
 import pytest
 from fakes_pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_config, write_jsonl
 
-from augpe.runner import compose as pipeline
 from augpe.errors import AugpeError, ConfigError
-from augpe.privacy import GaussianMechanism, GaussianRelease, Ledger, PrivacyStateError, RunSecret
+from augpe.privacy import (
+    GaussianMechanism,
+    GaussianRelease,
+    Ledger,
+    PrivacyStateError,
+    RunSecret,
+    session,
+)
 from augpe.privacy import mechanism as mech_module
 from augpe.privacy.accounting import delta_from_size_estimate
 from augpe.release.verify import RELEASE_FILES, artefact_table, release
+from augpe.runner import compose as pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -286,9 +293,9 @@ def test_a_user_delta_of_one_over_n_or_more_is_warned_about_without_naming_n(
 def test_a_plan_over_budget_is_refused_before_any_noise_is_drawn(tmp_path, monkeypatch) -> None:
     draws = []
     monkeypatch.setattr(mech_module, "add_gaussian_noise", lambda h, s, r: draws.append(s) or h)
-    real = pipeline.vote_releases
+    real = session.vote_releases
     monkeypatch.setattr(
-        pipeline,
+        session,
         "vote_releases",
         lambda s, d, f: [
             GaussianRelease(e.name, e.sigma / 3, iteration=e.iteration) for e in real(s, d, f)

@@ -508,9 +508,9 @@ def test_an_output_that_is_only_the_instruction_fails() -> None:
 
 
 def test_the_apis_strip_an_echoed_instruction_before_keeping_a_sample() -> None:
-    from augpe.pe.apis import TextAPIs
     from augpe.config import GenerationConfig
     from augpe.llm.base import Generation, Usage
+    from augpe.pe.apis import TextAPIs
 
     class EchoingLLM:
         """Answers every request with its instruction's first line, then a review."""

@@ -16,9 +16,9 @@ from fakes.ray_backends import PureLLM, pure, spied_embedded
 from fakes.ray_cluster import local_ray_cluster
 from fakes_pe import HashEmbedder
 
-from augpe.runner import compose as pipeline
 from augpe.config import parse_config
 from augpe.llm.cache import wrap_with_cache
+from augpe.runner import compose as pipeline
 
 pytestmark = pytest.mark.ray
 ray_llm = pytest.importorskip("augpe.scale.ray_llm")

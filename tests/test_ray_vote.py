@@ -11,7 +11,7 @@ import pytest
 from fakes.ray_cluster import local_ray_cluster
 
 from augpe.config import ExecutionConfig
-from augpe.vote import VoteTally, vote_histogram
+from augpe.privacy.vote import VoteTally, vote_histogram
 
 pytestmark = pytest.mark.ray
 

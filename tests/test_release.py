@@ -15,7 +15,6 @@ from fakes_pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_con
 from augpe.cli import main
 from augpe.config import Config
 from augpe.records.data import load_private_data
-from augpe.runner.compose import RunResult, run
 from augpe.release.verify import (
     RELEASE_FILES,
     ReleaseError,
@@ -23,6 +22,7 @@ from augpe.release.verify import (
     release,
     scan_for_private,
 )
+from augpe.runner.compose import RunResult, run
 
 SEED = 918273645546372819  # the noise seed small_config sets (18 digits: searchable)
 

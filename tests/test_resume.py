@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from fakes_pe import FILLER_WORDS, HashEmbedder, private_rows, small_config, write_jsonl
 
-from augpe.runner import compose as pipeline
-from augpe.privacy import mechanism
 from augpe.llm.base import Generation, Usage
+from augpe.privacy import mechanism
+from augpe.runner import compose as pipeline
 
 
 class Killer(Exception):

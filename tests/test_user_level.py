@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from fakes_pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_config, write_jsonl
 
+from augpe.privacy.vote import class_histogram, vote_histogram
 from augpe.records.data import load_private_data
 from augpe.runner.compose import run
-from augpe.vote import class_histogram, vote_histogram
 
 TOL = 1e-9
 

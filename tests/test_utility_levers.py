@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from fakes_pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_config, write_jsonl
 
-from augpe.runner import compose as pipeline
 from augpe.errors import ConfigError
 from augpe.pe.loop import vote_classes
-from augpe.records.sample import Sample
-from augpe.privacy.keywords import keyword_histogram, public_vocabulary, select_keywords
 from augpe.pe.textops import clean_generation, strip_label_echo, trim_unfinished
-from augpe.vote import vote_histogram
+from augpe.privacy.keywords import keyword_histogram, public_vocabulary, select_keywords
+from augpe.privacy.vote import vote_histogram
+from augpe.records.sample import Sample
+from augpe.runner import compose as pipeline
 
 
 # ---- tidy generations (shapes seen in the demo's real SmolLM2 outputs) ------------------------

@@ -143,7 +143,8 @@ def audit(
     (data copy, canaries, run, PRIVATE folder) goes to `workdir` (a temp folder, deleted unless
     keep=True). `canaries`, `llm`, `embedder`: bring your own (tests do).
     """
-    from augpe.runner.compose import build_components, run
+    from augpe.runner.components import build_components
+    from augpe.runner.compose import run
 
     t0 = time.perf_counter()
     if not 0.0 < beta < 1.0:

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from augpe.records.data import CLASS_SEP, jsonl_records, read_table
 from augpe.errors import AugpeError, DataError
+from augpe.records.data import CLASS_SEP, jsonl_records, read_table
 
 CORPUS_FILE = "synthetic.jsonl"
 

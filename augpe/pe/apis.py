@@ -18,7 +18,6 @@ import numpy as np
 
 from augpe.config import GenerationConfig
 from augpe.llm.base import LLM, GenerationRequest, Message
-from augpe.records.sample import Sample
 from augpe.pe.prompts import PromptSet, render_fill_blanks, render_random, render_rephrase
 from augpe.pe.textops import (
     clean_generation,
@@ -32,6 +31,7 @@ from augpe.pe.textops import (
     target_words,
     trim_unfinished,
 )
+from augpe.records.sample import Sample
 
 KEYWORD_SLOTS = ("keyword", "keyword2")
 """Prompt placeholders that DP keywords fill (a prompt set lists public fallbacks for them)."""

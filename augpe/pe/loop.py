@@ -14,12 +14,12 @@ from typing import Protocol
 
 import numpy as np
 
-from augpe.pe.apis import TextAPIs
 from augpe.config import PEConfig
 from augpe.embed import Embedder
-from augpe.records.sample import Sample, class_array
+from augpe.pe.apis import TextAPIs
 from augpe.pe.select import select_parents
-from augpe.runner.timing import Timer
+from augpe.records.sample import Sample, class_array
+from augpe.timing import Timer
 
 
 class RunState(Protocol):

@@ -6,6 +6,9 @@ from typing import Literal
 
 import numpy as np
 
+from augpe.config import PrivacyConfig
+from augpe.errors import ConfigError
+
 
 def select_parents(
     noisy: np.ndarray,
@@ -52,3 +55,19 @@ def allocate(total: int, weights: np.ndarray) -> np.ndarray:
     order = np.lexsort((np.arange(n_cls), -(raw - base)))
     base[order[:rest]] += 1
     return base + 1
+
+
+def class_sizes(
+    privacy: PrivacyConfig, total: int, class_names: list[str], noisy_counts: np.ndarray | None
+) -> np.ndarray:
+    """Samples per class from DP counts, public fractions or a uniform split (never raw counts)."""
+    if privacy.class_counts == "uniform":
+        return allocate(total, np.ones(len(class_names)))
+    if privacy.class_counts == "public":
+        fr = privacy.public_class_fractions or {}
+        missing = [c for c in class_names if c not in fr]
+        if missing:
+            raise ConfigError(f"privacy.public_class_fractions has no entry for classes {missing}")
+        return allocate(total, np.array([fr[c] for c in class_names]))
+    assert noisy_counts is not None, "class_counts: dp needs the noisy class counts"
+    return allocate(total, noisy_counts)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from augpe.config import Config
 from augpe.privacy.accounting import (
     DELTA_REFERENCE,
     calibrate_sigma,
@@ -47,6 +48,21 @@ class PrivacySettings:
     neighbouring: Neighbouring
     max_records: int | None = None
     keyword_share: float | None = None  # None: no keyword release
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> PrivacySettings:
+        """The settings of a run config: its privacy section, T and the unit of protection."""
+        p = cfg.privacy
+        return cls(
+            epsilon=p.epsilon,
+            delta=p.delta,
+            weights=tuple(cfg.schedule_weights()),
+            class_counts=p.class_counts,
+            count_share=p.class_count_share,
+            neighbouring=Neighbouring.USER if cfg.data.user_column else Neighbouring.RECORD,
+            max_records=cfg.data.max_records,
+            keyword_share=p.keyword_share if p.keywords else None,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

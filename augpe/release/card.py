@@ -157,8 +157,8 @@ def build_card(
 ) -> str:
     """The card text for the release (or run) folder `folder`; see the module docstring."""
     from augpe import __version__
-    from augpe.release.export import DATA_FILES, read_released_corpus
     from augpe.privacy import Ledger
+    from augpe.release.export import DATA_FILES, read_released_corpus
 
     root = Path(folder)
     ledger = Ledger.load(root / "ledger.json").to_dict()

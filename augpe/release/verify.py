@@ -32,6 +32,7 @@ import numpy as np
 import yaml
 
 from augpe.errors import AugpeError
+from augpe.runner.layout import ARTEFACTS, artefact_table
 
 log = logging.getLogger("augpe")
 
@@ -47,53 +48,6 @@ __all__ = [
     "scan_for_private",
 ]
 
-ARTEFACTS: tuple[tuple[str, bool, str], ...] = (
-    # (name in the run folder, released by `augpe release`, what it holds and why that is safe)
-    (
-        "synthetic.jsonl",
-        True,
-        (
-            "the DP corpus: `text`, `class`, `labels`, `iteration`, `parent_id`, "
-            "`model`, `op`, `noisy_votes`; post-processing of noisy votes"
-        ),
-    ),
-    (
-        "ledger.json",
-        True,
-        (
-            "run nonce, privacy settings, every DP release with its sigma; eps, mu "
-            "and delta derived (delta from the user or from a noisy count, never from N)"
-        ),
-    ),
-    (
-        "config.yaml",
-        True,
-        (
-            "the resolved config; released with file paths cut to their names, "
-            "never holds the noise seed"
-        ),
-    ),
-    ("summary.json", True, "sizes per class (synthetic and noisy), eps, delta, sigmas, tokens"),
-    ("iterations.jsonl", True, "per vote: population, parents, sigma, noisy vote max / sum"),
-    (
-        "timings.json",
-        False,
-        (
-            "wall time per stage, tokens/s: grows with N and the private texts' "
-            "lengths (a side channel), so it stays with the operator"
-        ),
-    ),
-    (
-        "state/",
-        False,
-        (
-            "populations and noisy histograms as produced (for `--resume`); with "
-            "`--state`, the files that hold only synthetic text or noisy values"
-        ),
-    ),
-)
-"""The one list of run-folder artefacts: the release allow-list and the README's table both come
-from it (`artefact_table`; a test checks the README shows exactly this table)."""
 RELEASE_FILES = tuple(name for name, released, _ in ARTEFACTS if released and "/" not in name)
 """The DP-safe top-level files of a run folder; the first three are required."""
 REQUIRED = ("synthetic.jsonl", "ledger.json", "config.yaml")
@@ -107,14 +61,6 @@ _SEED_MIN_DIGITS = 9  # a user-set seed like 0 or 1234 occurs in any text; an OS
 
 class ReleaseError(AugpeError):
     """The release was refused; nothing was written to OUT."""
-
-
-def artefact_table() -> str:
-    """The README's run-folder table, generated from ARTEFACTS."""
-    rows = ["| file | released | what |", "|---|---|---|"]
-    for name, released, what in ARTEFACTS:
-        rows.append(f"| `{name}` | {'yes' if released else 'no'} | {what} |")
-    return "\n".join(rows)
 
 
 _PATH_SETTINGS = (
@@ -333,8 +279,8 @@ def release(
     (a path for data.path) or `private_texts` is given. Raises ReleaseError on any finding.
     """
     from augpe.config import DataConfig
-    from augpe.records.data import load_private_data
     from augpe.privacy import Ledger
+    from augpe.records.data import load_private_data
 
     run = Path(run_dir)
     dest = Path(out)

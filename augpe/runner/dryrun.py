@@ -10,33 +10,18 @@ from typing import Any
 
 import numpy as np
 
-from augpe.pe.apis import request_rng
 from augpe.config import Config
-from augpe.records.data import load_private_data
 from augpe.llm.base import GenerationRequest
 from augpe.llm.cost import Prices
 from augpe.llm.tokens import prompt_counter
+from augpe.pe.apis import request_rng
 from augpe.pe.prompts import load_prompt_set, render_fill_blanks, render_random, render_rephrase
 from augpe.pe.select import allocate
 from augpe.pe.textops import mask_text, max_tokens_for
+from augpe.pe.requests import request_counts
+from augpe.records.data import load_private_data
 
 PLACEHOLDER = "<a synthetic sample of about {words} words>"
-
-
-def request_counts(cfg: Config) -> dict[str, int]:
-    """Requests per stage without retries: the random API, then L-1 (or L) variations per parent."""
-    S, L, T, d = cfg.pe.samples, cfg.pe.variations, cfg.pe.iterations, cfg.pe.lookahead
-    kids = L - 1 if cfg.pe.keep_parents else L
-    population = S * L if cfg.pe.keep_parents else S * kids
-    initial = S + S * (L - 1) + population * d
-    per_round = S * kids + population * d - (S * min(d, kids) if d else 0)
-    return {
-        "random_api": S,
-        "initial_total": initial,
-        "per_round": per_round,
-        "rounds": T - 1,
-        "total": initial + per_round * (T - 1),
-    }
 
 
 def dry_run(cfg: Config, n_examples: int = 3) -> dict[str, Any]:
@@ -61,7 +46,7 @@ def dry_run(cfg: Config, n_examples: int = 3) -> dict[str, Any]:
                 )
             else:
                 examples.append(render_rephrase(prompts, labels[c], text, length.random_words, rng))
-    counts = request_counts(cfg)
+    counts = request_counts(cfg.pe)
     max_tok = max_tokens_for(length.random_words, length.token_per_word, length.max_tokens)
     # tiktoken for OpenAI models whose encoding file is here, else 3 characters per token; a
     # mixture is counted with whichever of its members counts highest.

@@ -15,7 +15,7 @@ death, paid again.
 Money: the replicas' own backends are built without a budget; the driver's meter reserves each
 call's worst case against `generation.max_cost` before anything is sent and books the cost each
 replica reports per answer (its backend's prices, per mixture member). The request cache, when on,
-wraps this object on the driver (`augpe.runner.compose.build_llm`), so hits never travel to a replica.
+wraps this object on the driver (`augpe.runner.components.build_llm`), so hits never travel to a replica.
 
 Privacy: only `GenerationRequest`s (public templates and synthetic text) go to the replicas, the
 same objects a local backend receives; no private record is ever sent (tests/test_llm_privacy.py

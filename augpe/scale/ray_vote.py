@@ -3,7 +3,7 @@
 Each shard actor holds a slice of the private embeddings (record level: a contiguous range of
 records; user level: whole users, so that a user's norm-1 rescaling sees all of their votes) in
 its own memory. Per iteration the driver puts the synthetic embeddings in the object store once,
-every shard runs `augpe.vote.vote_tally` on its rows, and the driver adds the tallies. A tally is
+every shard runs `augpe.privacy.vote.vote_tally` on its rows, and the driver adds the tallies. A tally is
 exact fixed point (integer limbs), so the sum is bit for bit the local `vote_histogram`, for any
 number of shards; the search itself ranks in float64 and does not depend on how rows are split.
 
@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from augpe.config import Config, ExecutionConfig
+from augpe.privacy.vote import VoteTally, vote_tally
 from augpe.scale.cluster import connect, wait_ready
-from augpe.vote import VoteTally, vote_tally
 
 __all__ = ["INLINE_BYTES", "ShardedVote", "shard_rows", "sharded_vote"]
 
@@ -208,7 +208,7 @@ class ShardedVote:
         chunk: int = 65536,
         device: str = "auto",
     ) -> np.ndarray:
-        """The clean vote histogram, equal bit for bit to `augpe.vote.vote_histogram`."""
+        """The clean vote histogram, equal bit for bit to `augpe.privacy.vote.vote_histogram`."""
         return self.tally(synthetic_emb, synthetic_class, k, distance, chunk, device).histogram()
 
     def info(self) -> list[dict[str, Any]]:

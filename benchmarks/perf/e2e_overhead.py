@@ -103,12 +103,12 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     info = machine()
-    from augpe.runner import compose as pipeline
     from augpe.config import load_config
-    from augpe.records.data import load_private_data
     from augpe.demo import export_amazon
     from augpe.embed import embed_private
     from augpe.llm import make_llm
+    from augpe.records.data import load_private_data
+    from augpe.runner import compose as pipeline
 
     export_amazon(REPO / "data" / "amazon")
     work = Path(tempfile.mkdtemp(prefix="augpe_e2e_"))

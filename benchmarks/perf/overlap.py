@@ -79,7 +79,8 @@ def main() -> None:
     info = machine()
     from augpe.config import load_config
     from augpe.demo import DEMO_DATA, export_amazon
-    from augpe.runner.compose import build_embedder, run
+    from augpe.runner.components import build_embedder
+    from augpe.runner.compose import run
 
     train, _ = export_amazon(DEMO_DATA)
     work = Path(tempfile.mkdtemp(prefix="augpe_overlap_"))

@@ -4,7 +4,7 @@ A real 2-node Ray cluster (`ray.cluster_utils.Cluster`: a head and a worker node
 raylet / object-store processes, 1 CPU each) is started inside each measurement's subprocess.
 
   vote   N private x M synthetic (dim 384, one class, k=1, cosine, uniform random rows):
-         `augpe.vote.vote_histogram` in one process (faiss, all cores) vs `ShardedVote` with
+         `augpe.privacy.vote.vote_histogram` in one process (faiss, all cores) vs `ShardedVote` with
          2 shards (1 faiss thread each, one per node). Time of one vote (the one-off transfer of
          the private rows to the shards is reported apart), peak RSS of the local process, of
          each shard and of the driver; the two histograms are compared bit for bit. Also the bare
@@ -57,7 +57,7 @@ def _cluster():
 
 # ---- workers (one subprocess each) ----------------------------------------------------------
 def worker_vote_local(a: dict) -> dict:
-    from augpe import vote
+    from augpe.privacy import vote
 
     priv = make_embeddings(a["n"], DIM, "uniform", seed=1)
     syn = make_embeddings(a["m"], DIM, "uniform", seed=2)

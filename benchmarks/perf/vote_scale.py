@@ -6,7 +6,7 @@ hour on a 2-core CPU, so this script measures what fits in minutes and extrapola
 
   estimate   the flop count, and the exact-search rate measured on a small calibration size;
   memory     1M private (held in RAM, as the pipeline holds them) x a small synthetic set, through
-             the real `augpe.vote.vote_histogram`: time and *peak RSS* (private rows are streamed
+             the real `augpe.privacy.vote.vote_histogram`: time and *peak RSS* (private rows are streamed
              to faiss in `vote_chunk` chunks, so the peak should be the private array + O(chunk));
   wide       N_WIDE private x 100k synthetic through `vote_histogram` with faiss (the default) and
              with the torch path: the rate at full synthetic width -> extrapolated 1M x 100k time;
@@ -66,7 +66,7 @@ def make_embeddings(n: int, d: int, kind: str, seed: int, centers: int = 2000) -
 
 # ---- workers (one subprocess each) ----------------------------------------------------------
 def worker_vote(a: dict) -> dict:
-    from augpe import vote
+    from augpe.privacy import vote
 
     t0 = time.perf_counter()
     priv = make_embeddings(a["n"], DIM, a["kind"], seed=1)

@@ -28,13 +28,17 @@ class NonFiniteEmbedding(ValueError):
     """An embedding holds NaN or inf: faiss would answer id -1 and break the sensitivity bound."""
 
 
-def check_finite(x: np.ndarray, what: str) -> None:
-    """Refuse NaN / inf rows by position (never by content): faiss gives them id -1."""
-    bad = ~np.isfinite(np.asarray(x, dtype=np.float64)).all(axis=1)
+def check_finite(x: np.ndarray, what: str, rows: np.ndarray | None = None) -> None:
+    """Refuse NaN / inf rows by position (never by content): faiss gives them id -1.
+
+    `rows` maps x's rows to their index in the caller's matrix (x is often one gathered chunk).
+    """
+    bad = ~np.isfinite(x).all(axis=1)
     if bad.any():
-        rows = np.flatnonzero(bad)
+        at = np.flatnonzero(bad)
+        first = int(at[0]) if rows is None else int(rows[at[0]])
         raise NonFiniteEmbedding(
-            f"{what}: {rows.size} embedding row(s) hold NaN or inf (first at row {int(rows[0])}); "
+            f"{what}: {at.size} embedding row(s) hold NaN or inf (first at row {first}); "
             "the vote refuses them, because the nearest-neighbour search cannot rank them"
         )
 
@@ -197,8 +201,10 @@ def knn_search(
     engine = _engine(base, distance, device)
     n = queries.shape[0] if rows is None else rows.size
     for start in range(0, n, chunk):
-        q = queries[start : start + chunk] if rows is None else queries[rows[start : start + chunk]]
+        at = np.arange(start, min(start + chunk, n)) if rows is None else rows[start : start + chunk]
+        q = queries[start : start + chunk] if rows is None else queries[at]
         q = np.ascontiguousarray(q, dtype=np.float32)
+        check_finite(q, "private embeddings", at)  # per chunk: no copy of the whole matrix
         ids = _exact_topk(q, base, base_norm, k, distance, engine)
         yield start, _valid_ids(ids, base.shape[0])
 
@@ -288,8 +294,7 @@ def vote_tally(
 
     With user ids, every user's records must all be in `private_emb` (a shard holds whole users).
     """
-    check_finite(private_emb, "private embeddings")
-    check_finite(synthetic_emb, "synthetic embeddings")
+    check_finite(synthetic_emb, "synthetic embeddings")  # the private rows: per chunk, in the search
     n_bins = synthetic_emb.shape[0]
     counts = np.zeros(n_bins, dtype=np.int64)
     w = 1.0 / np.sqrt(k)
@@ -379,3 +384,12 @@ def class_histogram(
     out = np.zeros(num_classes, dtype=np.float64)
     np.add.at(out, pairs[1], counts / norms[inv])
     return out
+
+
+def unit_count(n_records: int, user_ids: np.ndarray | None = None) -> np.ndarray:
+    """The clean number of protected units (records, or users), one bin, sensitivity 1.
+
+    Released only with noise (the `record_count` release), to derive delta when none is set.
+    """
+    n = n_records if user_ids is None else np.unique(np.asarray(user_ids)).size
+    return np.array([float(n)])

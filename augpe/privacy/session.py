@@ -1,0 +1,127 @@
+"""A run's privacy session: its ledger and secret, opened fresh or proven to be the run resumed,
+and the releases made before the loop (size, keywords) with the delta and vote plan they imply.
+
+Everything here is privacy-critical and reads the private data only through the histograms of
+`augpe.privacy.vote` / `augpe.privacy.keywords`, each handed to the mechanism, which noises and books it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from augpe.errors import ConfigError
+from augpe.privacy.keywords import keyword_histogram, public_vocabulary, select_keywords
+from augpe.privacy.ledger import GaussianRelease, Ledger
+from augpe.privacy.mechanism import GaussianMechanism, RunSecret
+from augpe.privacy.plan import (
+    PrivacySettings,
+    first_release,
+    keyword_release,
+    resolve_delta,
+    vote_releases,
+)
+from augpe.privacy.vote import class_histogram, unit_count
+from augpe.records.data import PrivateData
+
+log = logging.getLogger("augpe")
+
+__all__ = ["ReleasePlan", "open_mechanism", "plan_releases"]
+
+
+def open_mechanism(
+    settings: PrivacySettings,
+    ledger_path: Path,
+    state_dir: Path,
+    private_dir: Path,
+    data: PrivateData,
+    *,
+    resume: bool,
+    user_seed: int | None,
+) -> GaussianMechanism:
+    """A fresh run's new ledger and secret, or a resumed run's own after proving it is that run
+    (same nonce record in the PRIVATE folder, same data, same privacy settings)."""
+    if resume and ledger_path.is_file():
+        ledger = Ledger.load(ledger_path)
+        diff = settings.differences(ledger.settings)
+        if diff:
+            raise ConfigError(
+                "--resume: the privacy settings differ from the stored run's ("
+                + "; ".join(diff)
+                + "); a resume must continue the same run: start a fresh one instead"
+            )
+        secret = RunSecret.load(private_dir, ledger.run_nonce, data.fingerprint())
+        return GaussianMechanism(ledger, ledger_path, state_dir, secret)
+    if resume:  # killed before its ledger existed: nothing was drawn, start it afresh
+        log.info("--resume: no ledger yet in %s; nothing was released, starting the run", state_dir)
+    secret = RunSecret.new(private_dir, data.fingerprint(), user_seed)
+    if secret.user_seed:
+        log.warning(
+            "privacy.noise_seed is set: anyone who knows it can subtract the noise (tests only)"
+        )
+    ledger = Ledger(
+        delta=settings.delta,
+        target_epsilon=settings.epsilon,
+        neighbouring=settings.neighbouring.value,
+        delta_rule="set by the user (privacy.delta)" if settings.delta else "pending",
+        run_nonce=secret.nonce,
+        settings=settings.to_dict(),
+        noise_seed_rule="set by the user (privacy.noise_seed): NOT secret, tests only"
+        if secret.user_seed
+        else "fresh OS entropy per run, kept in the PRIVATE folder",
+    )
+    ledger.save(ledger_path)
+    return GaussianMechanism(ledger, ledger_path, state_dir, secret)
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    """What the releases before the votes gave, and the votes planned after them."""
+
+    delta: float
+    noisy_counts: np.ndarray | None  # class counts, when class_counts is dp
+    keywords: list[list[str]] | None  # per class, when keywords are released
+    votes: list[GaussianRelease]
+
+
+def plan_releases(
+    settings: PrivacySettings, data: PrivateData, mechanism: GaussianMechanism, keywords_top: int
+) -> ReleasePlan:
+    """The releases before the votes (size, keywords), then delta, then the votes' sigmas.
+
+    The whole plan is priced before the first noise is drawn, and again once delta is known.
+    """
+    first, kw = first_release(settings), keyword_release(settings)
+    before = [e for e in (first, kw) if e is not None]
+    ledger = mechanism.ledger
+    draft = vote_releases(settings, ledger.pricing_delta, before)
+    ledger.assert_within_target([e for e in [*before, *draft] if not ledger.get(e.name)])
+    noisy = None
+    if first is not None:
+        clean = (
+            (lambda: class_histogram(data.class_ids, data.num_classes, data.user_ids))
+            if first.kind == "class_counts"
+            else (lambda: unit_count(len(data), data.user_ids))
+        )
+        noisy = mechanism.release(first, clean, file=f"{first.name}.json", tag=data.class_names)
+    delta, rule = resolve_delta(settings, first, noisy)
+    mechanism.fix_delta(delta, rule)
+    keywords = None
+    if kw is not None:
+        vocab = public_vocabulary()
+        noisy_kw = mechanism.release(
+            kw,
+            lambda: keyword_histogram(
+                data.texts, data.class_ids, data.num_classes, vocab, data.user_ids
+            ),
+            file="keywords.json",
+            tag={"classes": data.class_names, "vocabulary": len(vocab)},
+        )
+        keywords = select_keywords(noisy_kw, data.num_classes, vocab, kw.sigma, keywords_top)
+    votes = vote_releases(settings, delta, before)
+    ledger.assert_within_target([v for v in votes if ledger.get(v.name) is None])
+    counts = noisy if first is not None and first.kind == "class_counts" else None
+    return ReleasePlan(delta, counts, keywords, votes)
