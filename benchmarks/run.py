@@ -29,11 +29,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-# Run as a script, this folder is sys.path[0], and benchmarks/datasets.py would shadow the `datasets`
-# package that sentence-transformers imports: put the repository root there instead.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+if not __package__:  # run as `python benchmarks/run.py`: make the `benchmarks` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from augpe.config import Config, apply_override, load_config, parse_config
 from augpe.errors import AugpeError
@@ -47,7 +44,7 @@ from augpe.evaluate import (
 )
 from augpe.evaluate.corpus import load_corpus
 from augpe.evaluate.report import fmt_eps, plot_accuracy_vs_eps
-from benchmarks.datasets import DATA, Benchmark, load_benchmark
+from benchmarks.bench_data import DATA, Benchmark, load_benchmark
 
 log = logging.getLogger("augpe")
 RESULTS = Path(__file__).resolve().parent / "results"

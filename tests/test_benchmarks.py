@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -14,12 +13,10 @@ import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 from augpe.errors import DataError
 from augpe.llm.base import Generation, GenerationRequest, Usage
-from benchmarks import datasets as ds
+from benchmarks import bench_data as ds
 from benchmarks import run as runner
 
 FIX = REPO / "benchmarks" / "fixtures"

@@ -77,7 +77,7 @@ def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(
             f"benchmark file not found: {path} (download the published files first; see "
-            "benchmarks/datasets.py)"
+            "benchmarks/bench_data.py)"
         )
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -320,7 +320,7 @@ def load_benchmark(name: str, source: Path | None = None, data_dir: Path = DATA)
         if source is None:
             raise DataError(
                 f"dataset '{name}' needs --source FOLDER with its published files "
-                "(see benchmarks/datasets.py for the expected names)"
+                "(see benchmarks/bench_data.py for the expected names)"
             )
         return DOWNLOADED[name](Path(source), data_dir)
     raise DataError(f"unknown dataset '{name}'; choose from {', '.join([*OFFLINE, *DOWNLOADED])}")
