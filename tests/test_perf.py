@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,12 +20,7 @@ import augpe.embed
 from augpe.privacy import vote
 from augpe.runner import components
 from augpe.runner import compose as pipeline
-
-PERF = Path(__file__).resolve().parent.parent / "benchmarks" / "perf"
-if str(PERF) not in sys.path:
-    sys.path.insert(0, str(PERF))
-
-from knn_backends import (
+from benchmarks.perf.knn_backends import (
     all_ids,
     build_ivf,
     faiss_ivf_knn_search,
