@@ -28,14 +28,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, machine, peak_rss_gib, write_result
 
 # Sized to finish in < 10 min on the shared 2-core box (where generation ran at 9-14 tok/s):

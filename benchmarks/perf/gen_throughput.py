@@ -30,10 +30,8 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, write_result
 
 SHAPES = {  # GPT-2 family shapes (n_layer, n_embd, n_head); vocab 50257, context 1024

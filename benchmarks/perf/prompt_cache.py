@@ -17,12 +17,9 @@ so both see the same load. Also a short-prompt round (RANDOM API style) to show 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, write_result
 
 PARENTS = [
