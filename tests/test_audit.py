@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes_pe import (
+from fakes.pe import (
     FakeLLM,
     HashEmbedder,
     near_duplicate,

@@ -1,11 +1,11 @@
 """`augpe run --dry-run` counts exactly what a run sends, and sends nothing."""
 
 import pytest
-from fakes_pe import FakeLLM, HashEmbedder, private_rows, small_config, write_jsonl
+from fakes.pe import FakeLLM, HashEmbedder, private_rows, small_config, write_jsonl
 
 from augpe.cli import main
-from augpe.runner import compose as pipeline
 from augpe.pe.requests import request_counts
+from augpe.runner import compose as pipeline
 from augpe.runner.dryrun import dry_run
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fakes_pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_config, write_jsonl
+from fakes.pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_config, write_jsonl
 from test_eval_fakes import BagEmbedder, labelled_texts, make_run, write_table
 
 from augpe.cli import main

@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 from fakes.fake_vllm import make_fake_vllm
 from fakes.openai_server import FakeOpenAIServer
+from fakes.pe import HashEmbedder
 from fakes.tiny_lm import build_tiny_lm
-from fakes_pe import HashEmbedder
 
 from augpe.config import parse_config
 from augpe.llm.backends.embedded import EmbeddedLLM

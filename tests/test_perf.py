@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fakes_pe import FakeLLM, HashEmbedder, private_rows, small_config, write_jsonl
+from fakes.pe import FakeLLM, HashEmbedder, private_rows, small_config, write_jsonl
 
 import augpe.embed
 from augpe.privacy import vote

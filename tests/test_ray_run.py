@@ -12,9 +12,9 @@ import threading
 
 import pandas as pd
 import pytest
+from fakes.pe import HashEmbedder
 from fakes.ray_backends import PureLLM, pure, spied_embedded
 from fakes.ray_cluster import local_ray_cluster
-from fakes_pe import HashEmbedder
 
 from augpe.config import parse_config
 from augpe.llm.cache import wrap_with_cache

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes_pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_config, write_jsonl
+from fakes.pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_config, write_jsonl
 
 from augpe.cli import main
 from augpe.config import Config

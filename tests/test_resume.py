@@ -7,7 +7,7 @@ import zlib
 
 import numpy as np
 import pytest
-from fakes_pe import FILLER_WORDS, HashEmbedder, private_rows, small_config, write_jsonl
+from fakes.pe import FILLER_WORDS, HashEmbedder, private_rows, small_config, write_jsonl
 
 from augpe.llm.base import Generation, Usage
 from augpe.privacy import mechanism

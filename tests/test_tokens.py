@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from fakes.openai_server import FakeOpenAIServer
-from fakes_pe import private_rows, small_config, write_jsonl
+from fakes.pe import private_rows, small_config, write_jsonl
 
 from augpe.llm.backends.openai import OpenAILLM
 from augpe.llm.base import GenerationRequest

@@ -9,7 +9,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
-from fakes_pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_config, write_jsonl
+from fakes.pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_config, write_jsonl
 
 from augpe.privacy.vote import class_histogram, vote_histogram
 from augpe.records.data import load_private_data

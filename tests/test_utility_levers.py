@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes_pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_config, write_jsonl
+from fakes.pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_config, write_jsonl
 
 from augpe.errors import ConfigError
 from augpe.pe.loop import vote_classes
