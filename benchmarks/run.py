@@ -89,11 +89,12 @@ def random_api_run(cfg: Config, llm: Any, out: Path) -> dict[str, Any]:
     every corpus anyway); no private text is looked at, nothing is voted, no budget is spent.
     """
     from augpe.pe.apis import TextAPIs
-    from augpe.records.data import load_private_data
-    from augpe.runner.compose import released_config, write_json, write_jsonl
-    from augpe.records.sample import corpus_record
     from augpe.pe.prompts import load_prompt_set
     from augpe.pe.select import allocate
+    from augpe.records.data import load_private_data
+    from augpe.records.sample import corpus_record
+    from augpe.runner.io import write_json, write_jsonl
+    from augpe.runner.layout import released_config
 
     t0 = time.perf_counter()
     data = load_private_data(cfg.data)
@@ -303,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     from augpe.embed import SentenceTransformerEmbedder
-    from augpe.runner.compose import build_llm, run
+    from augpe.runner.components import build_llm
+    from augpe.runner.compose import run
 
     bench = load_benchmark(args.dataset, args.source, args.data_dir)
     tag = args.tag or time.strftime("%Y%m%d-%H%M%S")

