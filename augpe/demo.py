@@ -46,7 +46,7 @@ def run_demo(
 ):
     """Run the demo, print the corpus summary, then its downstream accuracy next to the baselines."""
     from augpe.cli.printing import print_run_summary
-    from augpe.embed import SentenceTransformerEmbedder
+    from augpe.embed import make_embedder
     from augpe.evaluate import CachedEmbedder, demo_baselines, format_baselines
     from augpe.runner.compose import run
 
@@ -54,15 +54,7 @@ def run_demo(
     overrides = [f"data.path={train}", f"output.dir={out}", "output.overwrite=true"]
     cfg = load_config(DEMO_CONFIG, overrides + (QUICK if quick else []) + (extra or []))
     # One embedder for the run and the evaluation: the real reviews are embedded once.
-    emb = CachedEmbedder(
-        SentenceTransformerEmbedder(
-            cfg.embedding.model,
-            cfg.embedding.device,
-            cfg.embedding.batch_size,
-            show_progress=show_progress,
-            max_seq_length=cfg.embedding.max_seq_length,
-        )
-    )
+    emb = CachedEmbedder(make_embedder(cfg.embedding, show_progress=show_progress))
     result = run(cfg, show_progress=show_progress, embedder=emb)
     print_run_summary(result)
     log.info("evaluating: train a classifier on the synthetic reviews, test on 1000 real ones")

@@ -42,7 +42,8 @@ def _stat(xs: list[float]) -> tuple[float, float]:
 
 def summarise(dataset: str, tag: str, names: list[str], label: str) -> tuple[str, dict]:
     rows, out = [], {}
-    for name in names:
+    names = [n for n in names if (RESULTS / f"{dataset}-{tag}-{_slug(n)}.json").is_file()]
+    for name in names:  # variants not run (yet) are left out of the table
         runs = _runs(RESULTS / f"{dataset}-{tag}-{_slug(name)}.json")
         real = [r for r in runs if r["eps"] == "real"]
         acc_real = real[0][f"acc_{label}"] if real else float("nan")

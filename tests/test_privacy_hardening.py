@@ -331,6 +331,15 @@ def test_the_released_config_holds_no_machine_path(tmp_path: Path) -> None:
     assert "path: d.jsonl" in (out / "config.yaml").read_text()
 
 
+def test_the_released_config_leaves_out_the_cluster_address() -> None:
+    from augpe.release import public_config
+
+    cfg = {"execution": {"engine": "ray", "address": "ray://10.0.0.7:10001", "runtime_env": {"pip": ["x"]}}}
+    out = public_config(cfg)["execution"]
+    assert out["engine"] == "ray" and "10.0.0.7" not in str(out) and "pip" not in str(out)
+    assert cfg["execution"]["address"] == "ray://10.0.0.7:10001"  # the run's own config is kept
+
+
 def test_readme_run_folder_table_is_the_release_allow_list() -> None:
     assert artefact_table() in (REPO / "README.md").read_text(encoding="utf-8")
 

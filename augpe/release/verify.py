@@ -73,12 +73,18 @@ _PATH_SETTINGS = (
 
 
 def public_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The config as released: machine paths (the private data's among them) cut to their names."""
+    """The config as released: machine paths (the private data's among them) cut to their names,
+    and the cluster's address and runtime environment left out (machine facts, not method)."""
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg.items()}
     for section, key in _PATH_SETTINGS:
         value = (out.get(section) or {}).get(key)
         if isinstance(value, str) and value:
             out[section][key] = Path(value).name
+    execution = out.get("execution")
+    if isinstance(execution, dict):
+        for key in ("address", "runtime_env"):
+            if execution.get(key):
+                execution[key] = "<not released>"
     return out
 
 
