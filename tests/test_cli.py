@@ -129,3 +129,21 @@ def test_run_help_lists_every_setting(capsys):
     out = capsys.readouterr().out
     for setting in ("privacy.epsilon", "pe.iterations", "generation.backend", "embedding.model", "data.text_column"):
         assert setting in out
+
+
+@pytest.mark.parametrize("delta", [1e-5, None])
+def test_budget_check_cross_checks_the_epsilon_the_summary_prints(tmp_path, capsys, delta):
+    """`augpe budget --check`: the dp-accounting PLD epsilon at the delta the ledger prices at
+    (the run's delta, or the reference delta before a derived one is known)."""
+    import re
+
+    from augpe.privacy import GaussianRelease, Ledger
+
+    ledger = Ledger(delta=delta, target_epsilon=10.0)
+    for t in (1, 2, 3):
+        ledger.record(GaussianRelease(f"vote_{t}", sigma=2.0, iteration=t))
+    ledger.save(tmp_path / "ledger.json")
+    assert main(["budget", str(tmp_path), "--check"]) == 0
+    out = capsys.readouterr().out
+    pld = float(re.search(r"dp-accounting PLD\): eps = ([0-9.]+)", out).group(1))
+    assert pld == pytest.approx(ledger.epsilon(), rel=0.02)

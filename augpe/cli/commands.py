@@ -83,7 +83,8 @@ def cmd_budget(args: argparse.Namespace) -> int:
     ledger = Ledger.load(path)
     print(ledger.summary())
     if args.check:
-        eps = pld_epsilon([e.noise_multiplier for e in ledger.events], ledger.delta)
+        # at the delta the summary above prices at (the run's delta once it is known)
+        eps = pld_epsilon([e.noise_multiplier for e in ledger.events], ledger.pricing_delta)
         print(f"cross-check (dp-accounting PLD): eps = {eps:.4f}")
     if args.json:
         print(json.dumps(ledger.to_dict(), indent=2))
