@@ -9,7 +9,7 @@ from augpe.config import GenerationConfig, parse_config
 from augpe.errors import AugpeError
 from augpe.llm import make_llm
 from augpe.llm.backends.openai import OpenAILLM
-from augpe.llm.base import Generation, GenerationRequest, Usage
+from augpe.llm.base import BaseLLM, Generation, GenerationRequest, Usage
 from augpe.llm.cost import (
     Budget,
     BudgetExceeded,
@@ -152,7 +152,7 @@ def test_make_llm_gives_openai_the_configured_prices_and_budget():
 
 
 def test_a_backend_without_a_meter_reports_its_tokens_at_zero_cost():
-    class Plain:
+    class Plain(BaseLLM):  # the defaults: no meter, so free
         name = "plain"
 
         def __init__(self) -> None:

@@ -16,7 +16,7 @@ import pytest
 from augpe.config import parse_config
 from augpe.embed import SentenceTransformerEmbedder
 from augpe.llm.backends.embedded import EmbeddedLLM
-from augpe.llm.base import Generation, GenerationRequest
+from augpe.llm.base import BaseLLM, Generation, GenerationRequest
 from augpe.privacy import mechanism
 from augpe.runner import compose as pipeline
 
@@ -46,7 +46,7 @@ def embedder():
     return SentenceTransformerEmbedder(show_progress=False, max_seq_length=64)
 
 
-class SpyLLM:
+class SpyLLM(BaseLLM):
     """Passes requests to the real model and keeps every prompt it was asked."""
 
     def __init__(self, inner, crash_after: int | None = None) -> None:

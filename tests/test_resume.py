@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from fakes.pe import FILLER_WORDS, HashEmbedder, private_rows, small_config, write_jsonl
 
-from augpe.llm.base import Generation, Usage
+from augpe.llm.base import BaseLLM, Generation, Usage
 from augpe.privacy import mechanism
 from augpe.runner import compose as pipeline
 
@@ -18,7 +18,7 @@ class Killer(Exception):
     pass
 
 
-class PureLLM:
+class PureLLM(BaseLLM):
     """Each answer is a function of its request alone (prompt + seed), like a seeded real model."""
 
     name = "pure-fake"

@@ -1,15 +1,17 @@
 """LLM backends behind one Protocol; `make_llm` picks one from `generation.backend`.
 
-Heavy or optional backends are imported lazily, so the base install needs none of them.
+The Protocol (`LLM`) and its defaults (`BaseLLM`) are in `augpe.llm.base`, the backends in
+`augpe.llm.backends`, one module each; heavy or optional backends are imported lazily, so the
+base install needs none of them.
 """
 
 from __future__ import annotations
 
 from augpe.config import GenerationConfig
 from augpe.errors import ConfigError
-from augpe.llm.base import LLM, Generation, GenerationRequest, Message, Usage
+from augpe.llm.base import LLM, BaseLLM, Generation, GenerationRequest, Message, Usage
 
-__all__ = ["LLM", "Generation", "GenerationRequest", "Message", "Usage", "make_llm"]
+__all__ = ["LLM", "BaseLLM", "Generation", "GenerationRequest", "Message", "Usage", "make_llm"]
 
 
 def make_llm(cfg: GenerationConfig, show_progress: bool = True) -> LLM:

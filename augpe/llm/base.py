@@ -1,16 +1,22 @@
 """The one interface every LLM backend implements.
 
 The PE loop hands a backend a whole iteration's worth of requests at once, so each backend can
-batch / run them concurrently as it sees fit; it never learns which backend is behind it.
+batch / run them concurrently as it sees fit; it never learns which backend is behind it. The
+Protocol names everything any caller uses (the loop, the request cache, a mixture, Ray replicas,
+the run summary), so no caller has to ask an object what it happens to have; `BaseLLM` gives the
+defaults, so a backend or a test stand-in writes only `name`, `usage` and `generate`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from augpe.llm.cost import CostMeter
 
 Message = dict[str, str]
 
@@ -74,13 +80,94 @@ def progress_bar(total: int, desc: str, show: bool) -> tqdm:
 
 @runtime_checkable
 class LLM(Protocol):
-    """A text generator. Implementations: embedded (xllamacpp), openai, vllm, transformers."""
+    """A text generator. Implementations: the backends in `augpe.llm.backends` (embedded,
+    openai, vllm, transformers), `MixtureLLM`, the request cache `CachedLLM`, and on a cluster
+    `RayLLM` / `RayDataVLLM`; all of them subclass `BaseLLM`."""
 
     name: str
+    """Shown in logs and the run summary."""
     usage: Usage
+    """Tokens and wall time of what this backend really generated (cache hits excluded)."""
 
-    def generate(self, requests: Sequence[GenerationRequest], desc: str = "") -> list[Generation]:
-        """Answer every request (same order). Never raises for one bad sample: returns text=None."""
+    @property
+    def cache_id(self) -> str:
+        """Everything besides the request that decides an answer (kind, model, endpoint, API):
+        the request cache's key space. Defaults to `name`."""
+        ...
+
+    @property
+    def meter(self) -> CostMeter | None:
+        """Tokens and money of a priced backend, and the run's Budget it books against; None for
+        a backend that keeps no meter (it is free)."""
+        ...
+
+    @property
+    def supports_on_result(self) -> bool:
+        """Opt-in, for a backend whose `generate` calls `on_result` as each answer arrives: the
+        request cache then hands it a whole batch and stores answers as they come. False: the
+        cache sends it chunks and stores each chunk when it returns."""
+        ...
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        desc: str = "",
+        on_result: OnResult | None = None,
+    ) -> list[Generation]:
+        """Answer every request (same order). Never raises for one bad sample: returns text=None.
+
+        `on_result(i, answer)`, when given, is called once per answer: as it arrives where
+        `supports_on_result`, else at the latest when the batch is done.
+        """
+        ...
+
+    def worst_case(self, requests: Sequence[GenerationRequest]) -> float:
+        """The most that sending `requests` could cost (what the max_cost guard reserves)."""
+        ...
+
+    def cost_report(self) -> dict[str, Any]:
+        """Tokens, cost (and retries, cache hits, ... where there are any) for the run summary."""
         ...
 
     def close(self) -> None: ...
+
+
+class BaseLLM:
+    """The defaults of every LLM member but `generate`: a free backend without a meter, whose
+    cache key is its name, that reports answers when a batch is done and holds nothing to close.
+
+    A subclass sets `name` and `usage` (and may assign `cache_id` or `meter`) and writes
+    `generate`; priced backends subclass `augpe.llm.cost.Metered` instead.
+    """
+
+    name: str
+    usage: Usage
+    meter: CostMeter | None = None
+    supports_on_result: bool = False
+    _cache_id: str | None = None
+
+    @property
+    def cache_id(self) -> str:
+        return self.name if self._cache_id is None else self._cache_id
+
+    @cache_id.setter
+    def cache_id(self, value: str) -> None:
+        self._cache_id = value
+
+    def worst_case(self, requests: Sequence[GenerationRequest]) -> float:
+        return 0.0 if self.meter is None else float(self.meter.worst_case(requests))
+
+    def cost_report(self) -> dict[str, Any]:
+        """A backend without a meter is free: its report comes from `usage`."""
+        u = self.usage
+        return {
+            "cost": 0.0,
+            "prompt_tokens": u.prompt_tokens,
+            "completion_tokens": u.completion_tokens,
+            "price_per_1k_input": 0.0,
+            "price_per_1k_output": 0.0,
+            "cost_by_batch": {},
+        }
+
+    def close(self) -> None:
+        return None

@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from augpe.config import GenerationConfig
-from augpe.llm.base import LLM, Generation, GenerationRequest, OnResult, Usage
-from augpe.llm.cost import cost_report
+from augpe.llm.base import LLM, BaseLLM, Generation, GenerationRequest, OnResult, Usage
 
 __all__ = [
     "CachedLLM",
@@ -154,7 +153,7 @@ class RequestCache:
             self._db.close()
 
 
-class CachedLLM:
+class CachedLLM(BaseLLM):
     """An LLM that answers repeated requests from disk and forwards the rest to `inner`.
 
     `usage` and cost are the inner backend's: they count what was really generated and paid for;
@@ -173,7 +172,8 @@ class CachedLLM:
     ) -> None:
         self.inner = inner
         self.name = inner.name
-        self.backend_id = str(getattr(inner, "cache_id", inner.name))
+        self.backend_id = inner.cache_id
+        self.cache_id = inner.cache_id
         self.store = RequestCache(path)
         self.path = self.store.path
         self.flush_every = flush_every
@@ -183,18 +183,17 @@ class CachedLLM:
         self.misses = 0
         # The inner backend's own objects (updated in place), not copies.
         self.usage: Usage = inner.usage
-        self.meter: Any = getattr(inner, "meter", None)
+        self.meter = inner.meter
 
     def key(self, req: GenerationRequest) -> str:
         return request_key(self.backend_id, req)
 
     def worst_case(self, requests: Sequence[GenerationRequest]) -> float:
         """Worst-case cost of the requests the cache cannot answer (hits are free)."""
-        meter = self.meter
-        if meter is None:
+        if self.meter is None:
             return 0.0
         found = self.store.get_many([self.key(r) for r in requests])
-        return float(meter.worst_case([r for r in requests if self.key(r) not in found]))
+        return float(self.meter.worst_case([r for r in requests if self.key(r) not in found]))
 
     def generate(
         self,
@@ -256,8 +255,8 @@ class CachedLLM:
 
         todo = [requests[i] for i in miss]
         try:
-            if getattr(self.inner, "supports_on_result", False):
-                gens = self.inner.generate(todo, desc, on_result=got)  # type: ignore[call-arg]
+            if self.inner.supports_on_result:
+                gens = self.inner.generate(todo, desc, on_result=got)
                 for j, g in enumerate(gens):  # in case a backend did not report some answer
                     if out[miss[j]] is None:
                         got(j, g)
@@ -270,7 +269,7 @@ class CachedLLM:
             flush()  # a crash or BudgetExceeded keeps every answer already paid for
 
     def cost_report(self) -> dict[str, Any]:
-        report = dict(cost_report(self.inner))
+        report = dict(self.inner.cost_report())
         report["cache_hits"] = self.hits
         report["cache_misses"] = self.misses
         report["cache_path"] = str(self.path)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from augpe.errors import AugpeError
-from augpe.llm.base import LLM, Generation, GenerationRequest, OnResult, Usage
+from augpe.llm.base import LLM, BaseLLM, Generation, GenerationRequest, OnResult, Usage
 
 __all__ = [
     "ESTIMATE_METHOD",
@@ -175,8 +175,8 @@ class CostMeter:
         return out
 
 
-class Metered:
-    """Bookkeeping shared by the metered backends (openai, vllm, transformers).
+class Metered(BaseLLM):
+    """Bookkeeping shared by the metered backends (openai, vllm, transformers, Ray).
 
     `with self.metered(requests, desc):` books the batch's worst case before anything is sent
     (BudgetExceeded: nothing sent), and on the way out, even on error, adds the wall time and
@@ -212,18 +212,7 @@ class Metered:
 def cost_report(llm: LLM) -> dict[str, Any]:
     """Tokens, cost, retries and cache hits of any backend (wrappers included), for the summary.
 
-    Backends without a meter (the embedded model) are free: their report comes from `usage`.
+    Backends without a meter (the embedded model) are free: their report comes from `usage`
+    (`BaseLLM.cost_report`).
     """
-    fn = getattr(llm, "cost_report", None)
-    if callable(fn):
-        report: dict[str, Any] = fn()
-        return report
-    u = llm.usage
-    return {
-        "cost": 0.0,
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "price_per_1k_input": 0.0,
-        "price_per_1k_output": 0.0,
-        "cost_by_batch": {},
-    }
+    return llm.cost_report()

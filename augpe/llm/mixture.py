@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from augpe.llm.base import LLM, Generation, GenerationRequest, Usage
-from augpe.llm.cost import Budget, cost_report
+from augpe.llm.base import LLM, BaseLLM, Generation, GenerationRequest, OnResult, Usage
+from augpe.llm.cost import Budget
 
 __all__ = ["MixtureLLM", "route_fraction"]
 
@@ -29,7 +29,7 @@ def route_fraction(seed: int) -> float:
     return int.from_bytes(digest, "little") / 2.0**64
 
 
-class MixtureLLM:
+class MixtureLLM(BaseLLM):
     """Routes each request to one member, with probability proportional to its weight."""
 
     def __init__(self, members: Sequence[tuple[LLM, float]]) -> None:
@@ -53,29 +53,43 @@ class MixtureLLM:
         """Index of the member that answers a request with this seed."""
         return min(bisect.bisect_right(self._cum, route_fraction(seed)), len(self.members) - 1)
 
-    @staticmethod
-    def _worst_case(member: LLM, requests: Sequence[GenerationRequest]) -> float:
-        """What sending `requests` to `member` could cost at most (a cache knows its hits are free)."""
-        fn = getattr(member, "worst_case", None)
-        if callable(fn):
-            return float(fn(requests))
-        meter = getattr(member, "meter", None)
-        return float(meter.worst_case(requests)) if meter is not None else 0.0
-
-    def generate(self, requests: Sequence[GenerationRequest], desc: str = "") -> list[Generation]:
-        if not requests:
-            return []
-        start = time.perf_counter()
+    def _groups(self, requests: Sequence[GenerationRequest]) -> dict[int, list[int]]:
+        """Member index -> the indices of the requests it answers."""
         groups: dict[int, list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault(self.route(r.seed), []).append(i)
+        return groups
+
+    def worst_case(self, requests: Sequence[GenerationRequest]) -> float:
+        """Each member's worst case for its share (a cached member knows its hits are free)."""
+        return sum(
+            (
+                self.members[k].worst_case([requests[i] for i in idx])
+                for k, idx in self._groups(requests).items()
+            ),
+            0.0,
+        )
+
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        desc: str = "",
+        on_result: OnResult | None = None,
+    ) -> list[Generation]:
+        """Each member answers its share at the same time; `on_result` sees the answers in
+        request order once all members are done."""
+        if not requests:
+            return []
+        start = time.perf_counter()
+        groups = self._groups(requests)
         # Check the whole batch against the budget first, so nothing is sent when only part fits
         # (members normally share the run's one Budget; each is checked with its own members' share).
         worst_by_budget: dict[int, tuple[Budget, float]] = {}
         for k, idx in groups.items():
-            b = getattr(getattr(self.members[k], "meter", None), "budget", None)
-            if b is not None:
-                w = self._worst_case(self.members[k], [requests[i] for i in idx])
+            member = self.members[k]
+            if member.meter is not None:
+                b = member.meter.budget
+                w = member.worst_case([requests[i] for i in idx])
                 worst_by_budget[id(b)] = (b, worst_by_budget.get(id(b), (b, 0.0))[1] + w)
         for b, w in worst_by_budget.values():
             b.reserve(
@@ -104,10 +118,14 @@ class MixtureLLM:
         gens = [g for g in out if g is not None]
         for g in gens:
             self.usage.add(g)
+        if on_result is not None:
+            for i, maybe in enumerate(out):
+                if maybe is not None:
+                    on_result(i, maybe)
         return gens
 
     def cost_report(self) -> dict[str, Any]:
-        parts = [cost_report(m) for m in self.members]
+        parts = [m.cost_report() for m in self.members]
         by_batch: dict[str, float] = {}
         for p in parts:
             for k, v in p.get("cost_by_batch", {}).items():

@@ -35,7 +35,8 @@ from typing import Any
 from augpe.config import ExecutionConfig, GenerationConfig
 from augpe.errors import BackendError
 from augpe.llm.base import LLM, Generation, GenerationRequest, OnResult, Usage, progress_bar
-from augpe.llm.cost import Budget, CostMeter, Prices
+from augpe.llm.cost import Budget, CostMeter, Metered, Prices
+from augpe.llm.mixture import MixtureLLM
 from augpe.scale.cluster import connect, wait_ready
 
 __all__ = ["RayLLM", "ReplicaStats", "make_ray_llm", "replica_config"]
@@ -67,9 +68,8 @@ def build_backend(cfg_json: dict[str, Any]) -> LLM:
     return make_llm(GenerationConfig.model_validate(cfg_json), show_progress=False)
 
 
-def _prices_of(llm: Any) -> Prices:
-    meter = getattr(llm, "meter", None)
-    return meter.prices if meter is not None else Prices()
+def _prices_of(llm: LLM) -> Prices:
+    return llm.meter.prices if llm.meter is not None else Prices()
 
 
 def _node_id() -> str:
@@ -83,7 +83,7 @@ class _Replica:
 
     def __init__(self, factory: Callable[[], LLM]) -> None:
         self.llm = factory()
-        members = list(getattr(self.llm, "members", []) or [self.llm])
+        members = list(self.llm.members) if isinstance(self.llm, MixtureLLM) else [self.llm]
         self._prices = {m.name: _prices_of(m) for m in members}
         self._worst = Prices(
             max((p.input_per_1k for p in self._prices.values()), default=0.0),
@@ -97,7 +97,7 @@ class _Replica:
         worst = self._worst
         return {
             "name": self.llm.name,
-            "cache_id": str(getattr(self.llm, "cache_id", self.llm.name)),
+            "cache_id": self.llm.cache_id,
             "pid": os.getpid(),
             "node": _node_id(),
             "worst_prices": (worst.input_per_1k, worst.output_per_1k),
@@ -165,10 +165,11 @@ class ReplicaStats:
         }
 
 
-class RayLLM:
+class RayLLM(Metered):
     """N replicas of one backend on Ray; `generate` spreads batches over them and survives deaths."""
 
     supports_on_result = True
+    meter: _DriverMeter
 
     def __init__(
         self,
@@ -178,6 +179,7 @@ class RayLLM:
         max_cost: float | None = None,
         show_progress: bool = True,
     ) -> None:
+        self._replicas: list[Any] = []
         ray = connect(execution)
         self._ray = ray
         self._lost_errors = (
@@ -226,15 +228,8 @@ class RayLLM:
     ) -> list[Generation]:
         if not requests:
             return []
-        worst = self.meter.reserve(requests, desc)  # BudgetExceeded: nothing is sent
-        cost_before = self.meter.cost
-        start = time.perf_counter()
-        try:
-            out = self._dispatch(list(requests), desc, on_result)
-        finally:
-            self.usage.seconds += time.perf_counter() - start
-            self.meter.settle(worst, self.meter.cost - cost_before)
-        return out
+        with self.metered(requests, desc):  # BudgetExceeded: nothing is sent
+            return self._dispatch(list(requests), desc, on_result)
 
     def _dispatch(
         self, requests: list[GenerationRequest], desc: str, on_result: OnResult | None
@@ -365,8 +360,7 @@ class RayLLM:
 
     def cost_report(self) -> dict[str, Any]:
         """Tokens, cost and per-replica counts (goes into the released summary: no timings)."""
-        report = self.meter.report()
-        report["failures"] = self.usage.failures
+        report = super().cost_report()
         report["replicas"] = [s.to_dict() for s in self.stats]
         report["reruns_after_replica_death"] = self.reruns
         return report
@@ -376,7 +370,7 @@ class RayLLM:
         return [s.timing() for s in self.stats]
 
     def close(self) -> None:
-        for r in getattr(self, "_replicas", []):
+        for r in self._replicas:
             try:
                 self._ray.kill(r)
             except Exception as err:  # noqa: BLE001 - already gone

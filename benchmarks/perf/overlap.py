@@ -27,13 +27,15 @@ from typing import Any
 import numpy as np
 from _common import REPO, machine, write_result
 
+from augpe.llm.base import BaseLLM
+
 WORDS = (
     "coffee tea chips cookies honey sauce taste price bag box fresh stale sweet salty great "
     "good bad love hate again order shipping dog cat treats flavor smell cheap worth buy"
 ).split()
 
 
-class RemoteStandIn:
+class RemoteStandIn(BaseLLM):
     """An LLM that costs this machine no CPU: every call waits `seconds`, then answers."""
 
     def __init__(self, seconds: float) -> None:

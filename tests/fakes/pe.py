@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from augpe.config import Config, parse_config
-from augpe.llm.base import Generation, GenerationRequest, Usage
+from augpe.llm.base import BaseLLM, Generation, GenerationRequest, Usage
 
 __all__ = [
     "CLASSES",
@@ -77,7 +77,7 @@ class HashEmbedder:
         return out
 
 
-class FakeLLM:
+class FakeLLM(BaseLLM):
     """An `augpe.llm.base.LLM` that needs no model.
 
     pool: the public texts the RANDOM API answers with, in order (a counter cycles through them,

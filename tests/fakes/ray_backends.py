@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from augpe.llm.base import Generation, Usage
+from augpe.llm.base import BaseLLM, Generation, Usage
 from augpe.llm.cost import CostMeter, Prices
 
 WORDS = ["good", "nice", "fine", "tasty", "fresh", "sweet", "crisp", "mild", "snack", "drink"]
 
 
-class PureLLM:
+class PureLLM(BaseLLM):
     """Each answer is a function of its request alone (prompt + seed), like a seeded real model.
     Priced (1 per 1k prompt tokens, 2 per 1k completion tokens) so that cost booking shows."""
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from augpe.errors import BackendError
-from augpe.llm.base import Generation, GenerationRequest, Usage, progress_bar
+from augpe.llm.base import BaseLLM, Generation, GenerationRequest, OnResult, Usage, progress_bar
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -36,8 +36,12 @@ def default_model_path() -> Path:
     return path
 
 
-class EmbeddedLLM:
-    """xllamacpp in-process server; `generate` keeps every decoding slot busy."""
+class EmbeddedLLM(BaseLLM):
+    """xllamacpp in-process server; `generate` keeps every decoding slot busy.
+
+    Free (no meter). `on_result` sees each answer as it comes, but the backend does not opt in
+    to `supports_on_result`: the request cache sends it chunks, as it always has.
+    """
 
     def __init__(
         self,
@@ -107,7 +111,12 @@ class EmbeddedLLM:
             model=self.name,
         )
 
-    def generate(self, requests: Sequence[GenerationRequest], desc: str = "") -> list[Generation]:
+    def generate(
+        self,
+        requests: Sequence[GenerationRequest],
+        desc: str = "",
+        on_result: OnResult | None = None,
+    ) -> list[Generation]:
         start = time.perf_counter()
         results: list[Generation] = []
         with (
@@ -115,6 +124,8 @@ class EmbeddedLLM:
             progress_bar(len(requests), desc, self.show_progress) as bar,
         ):
             for g in pool.map(self._one, requests):
+                if on_result is not None:
+                    on_result(len(results), g)
                 results.append(g)
                 self.usage.add(g)
                 bar.update(1)
