@@ -143,7 +143,7 @@ def audit(
     (data copy, canaries, run, PRIVATE folder) goes to `workdir` (a temp folder, deleted unless
     keep=True). `canaries`, `llm`, `embedder`: bring your own (tests do).
     """
-    from augpe.runner.components import build_components
+    from augpe.runner.components import build_components, build_llm
     from augpe.runner.compose import run
 
     t0 = time.perf_counter()
@@ -189,9 +189,7 @@ def audit(
         if llm is None and embedder is None:
             llm, embedder = build_components(acfg, show_progress)  # as `augpe run` builds them
         elif llm is None:
-            from augpe.llm import make_llm
-
-            llm = make_llm(acfg.generation, show_progress=show_progress)
+            llm = build_llm(acfg, show_progress)  # the one factory: request cache, engine
         elif embedder is None:
             from augpe.embed import SentenceTransformerEmbedder
 
