@@ -122,7 +122,7 @@ def test_no_private_text_reaches_any_prompt(baseline, private_csv):
 
 def test_run_folder_holds_no_private_text_clean_count_or_private_cache(baseline, private_csv):
     result, _ = baseline
-    _, texts = private_csv
+    _, _texts = private_csv
     files = [p for p in result.run_dir.rglob("*") if p.is_file()]
     blob = "\n".join(p.read_text(encoding="utf-8") for p in files)
     assert "canary" not in blob

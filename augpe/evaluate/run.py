@@ -182,7 +182,7 @@ def _measure_real(
     return dict(m)
 
 
-def evaluate(
+def evaluate(  # noqa: C901 - one linear report, each optional step a few lines
     corpus: str | Path,
     real_test: str | Path,
     *,

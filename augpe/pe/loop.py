@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 import numpy as np
@@ -70,7 +71,7 @@ def evolve(
             emb = embed_candidates(embed, gen, cfg.lookahead_include_self)
             voters = vote_classes(gen.samples, emb, cfg.dedup)  # near-duplicates get no vote
         with timer.stage(t, "vote"):
-            noisy = state.noisy_votes(t, gen.samples, lambda: vote(emb, voters))  # + N(0, s_t^2)
+            noisy = state.noisy_votes(t, gen.samples, partial(vote, emb, voters))  # + N(0, s_t^2)
         with timer.stage(t, "select"):
             parents = select_per_class(gen.samples, noisy, sizes, cfg, rng_for(t), voters)
         chosen.update({gen.samples[i].id: (gen.samples[i], float(noisy[i])) for i in parents})
@@ -78,7 +79,7 @@ def evolve(
         if t == T:
             return final_output(gen, noisy, parents, cfg.output, chosen, voters)
         with timer.stage(t, "generate"):
-            gen = state.population(t, lambda: next_population(apis, gen, parents, L, cfg, t))
+            gen = state.population(t, partial(next_population, apis, gen, parents, L, cfg, t))
     raise AssertionError("unreachable")
 
 

@@ -201,7 +201,9 @@ def knn_search(
     engine = _engine(base, distance, device)
     n = queries.shape[0] if rows is None else rows.size
     for start in range(0, n, chunk):
-        at = np.arange(start, min(start + chunk, n)) if rows is None else rows[start : start + chunk]
+        at = (
+            np.arange(start, min(start + chunk, n)) if rows is None else rows[start : start + chunk]
+        )
         q = queries[start : start + chunk] if rows is None else queries[at]
         q = np.ascontiguousarray(q, dtype=np.float32)
         check_finite(q, "private embeddings", at)  # per chunk: no copy of the whole matrix
@@ -294,7 +296,9 @@ def vote_tally(
 
     With user ids, every user's records must all be in `private_emb` (a shard holds whole users).
     """
-    check_finite(synthetic_emb, "synthetic embeddings")  # the private rows: per chunk, in the search
+    check_finite(
+        synthetic_emb, "synthetic embeddings"
+    )  # the private rows: per chunk, in the search
     n_bins = synthetic_emb.shape[0]
     counts = np.zeros(n_bins, dtype=np.int64)
     w = 1.0 / np.sqrt(k)

@@ -16,9 +16,9 @@ from augpe.llm.cost import Prices
 from augpe.llm.tokens import prompt_counter
 from augpe.pe.apis import request_rng
 from augpe.pe.prompts import load_prompt_set, render_fill_blanks, render_random, render_rephrase
+from augpe.pe.requests import request_counts
 from augpe.pe.select import allocate
 from augpe.pe.textops import mask_text, max_tokens_for
-from augpe.pe.requests import request_counts
 from augpe.records.data import load_private_data
 
 PLACEHOLDER = "<a synthetic sample of about {words} words>"
@@ -81,11 +81,16 @@ def format_dry_run(report: dict[str, Any]) -> str:
     lines = [
         f"dry run: nothing was sent, no privacy budget spent (backend {report['backend']})",
         f"  data: {report['private_records']} records, classes {report['classes']}",
-        f"  requests: {r['initial_total']} for the initial population ({r['random_api']} random API), "
-        f"then {r['per_round']} per round x {r['rounds']} rounds = {r['total']} "
-        f"(+ up to {report['max_retries_each']} retries each for empty/malformed answers)",
-        f"  tokens: ~{report['estimated_prompt_tokens']} prompt, <= {report['max_completion_tokens']} completion;"
-        f" estimated max cost {report['estimated_max_cost']}",
+        (
+            f"  requests: {r['initial_total']} for the initial population ({r['random_api']} "
+            f"random API), then {r['per_round']} per round x {r['rounds']} rounds = {r['total']} "
+            f"(+ up to {report['max_retries_each']} retries each for empty/malformed answers)"
+        ),
+        (
+            f"  tokens: ~{report['estimated_prompt_tokens']} prompt, <= "
+            f"{report['max_completion_tokens']} completion; estimated max cost "
+            f"{report['estimated_max_cost']}"
+        ),
         "  prompt tokens counted with: " + "; ".join(report["prompt_tokens_counted_with"]),
         "  example prompts:",
     ]

@@ -27,34 +27,44 @@ ARTEFACTS: tuple[tuple[str, bool, str], ...] = (
     (
         "synthetic.jsonl",
         True,
-        "the DP corpus: `text`, `class`, `labels`, `iteration`, `parent_id`, "
-        "`model`, `op`, `noisy_votes`; post-processing of noisy votes",
+        (
+            "the DP corpus: `text`, `class`, `labels`, `iteration`, `parent_id`, "
+            "`model`, `op`, `noisy_votes`; post-processing of noisy votes"
+        ),
     ),
     (
         "ledger.json",
         True,
-        "run nonce, privacy settings, every DP release with its sigma; eps, mu "
-        "and delta derived (delta from the user or from a noisy count, never from N)",
+        (
+            "run nonce, privacy settings, every DP release with its sigma; eps, mu "
+            "and delta derived (delta from the user or from a noisy count, never from N)"
+        ),
     ),
     (
         "config.yaml",
         True,
-        "the resolved config; released with file paths cut to their names, "
-        "never holds the noise seed",
+        (
+            "the resolved config; released with file paths cut to their names, "
+            "never holds the noise seed"
+        ),
     ),
     ("summary.json", True, "sizes per class (synthetic and noisy), eps, delta, sigmas, tokens"),
     ("iterations.jsonl", True, "per vote: population, parents, sigma, noisy vote max / sum"),
     (
         "timings.json",
         False,
-        "wall time per stage, tokens/s: grows with N and the private texts' "
-        "lengths (a side channel), so it stays with the operator",
+        (
+            "wall time per stage, tokens/s: grows with N and the private texts' "
+            "lengths (a side channel), so it stays with the operator"
+        ),
     ),
     (
         "state/",
         False,
-        "populations and noisy histograms as produced (for `--resume`); with "
-        "`--state`, the files that hold only synthetic text or noisy values",
+        (
+            "populations and noisy histograms as produced (for `--resume`); with "
+            "`--state`, the files that hold only synthetic text or noisy values"
+        ),
     ),
 )
 """The one list of run-folder artefacts (a test checks the README shows exactly this table)."""
