@@ -23,7 +23,16 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
 VARIANTS: list[tuple[str, list[str]]] = [
-    ("base", ["generation.tidy=false", "pe.dedup=0", "pe.output=selected", "privacy.keywords=false"]),
+    (
+        "base",
+        [
+            "generation.tidy=false",
+            "pe.dedup=0",
+            "pe.output=selected",
+            "privacy.keywords=false",
+            "generation.prompts=amazon_food_keywords",  # the same templates in every variant
+        ],
+    ),
     ("+tidy", ["generation.tidy=true"]),
     ("+dedup", ["pe.dedup=0.92"]),
     ("+union", ["pe.output=union"]),
@@ -58,8 +67,13 @@ def summarise(dataset: str, tag: str, names: list[str], label: str) -> tuple[str
             f1, f1_sd = _stat([r[f"f1_{label}"] for r in rs])
             gap = (acc - base_acc) / (acc_real - base_acc) if eps != "0" else float("nan")
             out.setdefault(name, {})[eps] = {
-                "acc": acc, "acc_sd": acc_sd, "f1": f1, "f1_sd": f1_sd, "gap_closed": gap,
-                "n": _stat([r["n"] for r in rs])[0], "seeds": len(rs),
+                "acc": acc,
+                "acc_sd": acc_sd,
+                "f1": f1,
+                "f1_sd": f1_sd,
+                "gap_closed": gap,
+                "n": _stat([r["n"] for r in rs])[0],
+                "seeds": len(rs),
                 "tokens": _stat([r["completion_tokens"] for r in rs])[0],
             }
             gap_txt = "" if eps == "0" else f"{100 * gap:.0f}%"
@@ -85,7 +99,9 @@ def _slug(name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--dataset", default="amazon")
     p.add_argument("--epsilons", nargs="+", default=["0", "1"])
     p.add_argument("--seeds", type=int, default=1)
@@ -101,15 +117,28 @@ def main(argv: list[str] | None = None) -> int:
         names.append(name)
         if args.summarise_only or (args.only and name not in args.only):
             continue
-        cmd = [sys.executable, str(HERE / "run.py"), "--dataset", args.dataset, "--seeds",
-               str(args.seeds), "--epsilons", *args.epsilons, "--tag", f"{args.tag}-{_slug(name)}",
-               "--resume", "-q"]
+        cmd = [
+            sys.executable,
+            str(HERE / "run.py"),
+            "--dataset",
+            args.dataset,
+            "--seeds",
+            str(args.seeds),
+            "--epsilons",
+            *args.epsilons,
+            "--tag",
+            f"{args.tag}-{_slug(name)}",
+            "--resume",
+            "-q",
+        ]
         for s in settings + args.set:
             cmd += ["--set", s]
         print("+", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
     table, data = summarise(args.dataset, args.tag, names, args.label)
-    command = "python benchmarks/ablation.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python benchmarks/ablation.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
     md = f"# Ablation: {args.dataset}\n\n`{command}`\n\n{table}\n"
     (RESULTS / f"ablation-{args.dataset}-{args.tag}.md").write_text(md, encoding="utf-8")
     (RESULTS / f"ablation-{args.dataset}-{args.tag}.json").write_text(

@@ -143,7 +143,7 @@ def audit(
     (data copy, canaries, run, PRIVATE folder) goes to `workdir` (a temp folder, deleted unless
     keep=True). `canaries`, `llm`, `embedder`: bring your own (tests do).
     """
-    from augpe.runner.components import build_components, build_llm
+    from augpe.runner.components import build_components, build_embedder, build_llm
     from augpe.runner.compose import run
 
     t0 = time.perf_counter()
@@ -191,12 +191,7 @@ def audit(
         elif llm is None:
             llm = build_llm(acfg, show_progress)  # the one factory: request cache, engine
         elif embedder is None:
-            from augpe.embed import SentenceTransformerEmbedder
-
-            e = acfg.embedding
-            embedder = SentenceTransformerEmbedder(
-                e.model, e.device, e.batch_size, show_progress=show_progress
-            )
+            embedder = build_embedder(acfg, show_progress)  # the one factory, as in augpe run
         assert llm is not None and embedder is not None
         try:
             result = run(acfg, show_progress=show_progress, llm=llm, embedder=embedder)

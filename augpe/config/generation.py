@@ -40,7 +40,7 @@ class GenerationConfig(_Section):
         2, ge=0, description="retries (new seed) for empty or malformed generations"
     )
     tidy: bool = Field(
-        True,
+        False,
         description="cut an echoed class description and an unfinished last sentence from each "
         "generation (counted in summary.json generation.tidied)",
     )
