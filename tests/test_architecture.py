@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "augpe"
-BASE = {"config", "errors", "timing", "resources"}
+BASE = {"config", "errors", "timing", "resources", "atomic"}
 LOW = BASE | {"records"}
 ALLOWED: dict[str, set[str]] = {
     "records": BASE,

@@ -223,7 +223,7 @@ def test_a_crash_between_booking_and_storing_redraws_the_same_noise(
         Ledger(1e-5, 4.0, run_nonce="n1"), tmp_path / "a.json", tmp_path / "sa", secret
     )
     first = a.release(ev, lambda: np.arange(5.0), file="v.json")
-    monkeypatch.setattr(mech_module, "_write_json", lambda p, o: (_ for _ in ()).throw(Killed()))
+    monkeypatch.setattr(mech_module, "write_json", lambda p, o: (_ for _ in ()).throw(Killed()))
     b = GaussianMechanism(
         Ledger(1e-5, 4.0, run_nonce="n1"), tmp_path / "b.json", tmp_path / "sb", secret
     )

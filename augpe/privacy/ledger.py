@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from augpe.atomic import write_json
 from augpe.privacy.accounting import DELTA_REFERENCE, gdp_epsilon
 
 __all__ = ["RELEASE_KINDS", "BudgetExceeded", "GaussianRelease", "Ledger", "Neighbouring"]
@@ -156,21 +156,9 @@ class Ledger:
         )
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write atomically (temp file in the same directory, then os.replace): a crash mid-write
-        must never leave a truncated ledger that under-reports what was released."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, indent=2)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Atomic (write-then-rename): a crash mid-write must never leave a truncated ledger that
+        under-reports what was released."""
+        write_json(Path(path), self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Ledger:

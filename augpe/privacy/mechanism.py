@@ -21,9 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import secrets
-import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from augpe.atomic import write_json
 from augpe.errors import AugpeError
 from augpe.privacy.ledger import GaussianRelease, Ledger
 
@@ -42,21 +41,6 @@ __all__ = ["GaussianMechanism", "PrivacyStateError", "RunSecret"]
 
 class PrivacyStateError(AugpeError):
     """Stored privacy state does not belong to this run or these settings: refuse, never guess."""
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def add_gaussian_noise(hist: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -95,7 +79,7 @@ class RunSecret:
             data_fingerprint=data_fingerprint,
             user_seed=user_seed is not None,
         )
-        _write_json(
+        write_json(
             cls.path(private_dir, secret.nonce),
             {
                 "nonce": secret.nonce,
@@ -161,7 +145,7 @@ class GaussianMechanism:
         values = clean()
         noisy = add_gaussian_noise(values, event.sigma, self._rng(event.name))
         del values  # the clean histogram never leaves this function
-        _write_json(
+        write_json(
             path,
             {
                 "name": event.name,

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from augpe.atomic import write_json, write_jsonl
 from augpe.config import Config
 from augpe.embed import Embedder, PrivateEmbeddings, embed_private
 from augpe.errors import ConfigError
@@ -30,7 +31,6 @@ from augpe.runner.components import (
     build_vote,
     overlap_private,
 )
-from augpe.runner.io import write_json, write_jsonl
 from augpe.runner.layout import RunLayout
 from augpe.runner.store import RunStore
 from augpe.runner.summary import RunResult, RunSummary, timings_of

@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
+from augpe.atomic import write_atomic
 from augpe.config import Config
 from augpe.errors import ConfigError
-from augpe.runner.io import write_atomic
 
 __all__ = ["ARTEFACTS", "PRIVATE_SUFFIX", "RunLayout", "artefact_table", "released_config"]
 

@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from augpe.atomic import read_json, write_json
 from augpe.pe.loop import Candidates
 from augpe.privacy.ledger import GaussianRelease
 from augpe.privacy.mechanism import GaussianMechanism
 from augpe.records.sample import Sample
-from augpe.runner.io import read_json, write_json
 from augpe.runner.layout import RunLayout
 
 __all__ = ["RunStore"]

@@ -6,10 +6,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from augpe.atomic import read_json
 from augpe.llm.base import LLM
 from augpe.llm.cost import cost_report
 from augpe.privacy.ledger import Ledger
-from augpe.runner.io import read_json
 from augpe.timing import Timer
 
 __all__ = ["RunResult", "RunSummary", "timings_of"]

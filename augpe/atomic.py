@@ -1,4 +1,5 @@
-"""Atomic file writes: a crash leaves the old file or the new one, never half of one."""
+"""Atomic file writes, for every writer (run folder, ledger, stored releases): a crash leaves the
+old file or the new one, never half of one."""
 
 from __future__ import annotations
 
