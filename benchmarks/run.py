@@ -88,12 +88,12 @@ def random_api_run(cfg: Config, llm: Any, out: Path) -> dict[str, Any]:
     Only the class names and label values of the private data are read (they are released with
     every corpus anyway); no private text is looked at, nothing is voted, no budget is spent.
     """
+    from augpe.atomic import write_json, write_jsonl
     from augpe.pe.apis import TextAPIs
     from augpe.pe.prompts import load_prompt_set
     from augpe.pe.select import allocate
     from augpe.records.data import load_private_data
     from augpe.records.sample import corpus_record
-    from augpe.runner.io import write_json, write_jsonl
     from augpe.runner.layout import released_config
 
     t0 = time.perf_counter()
