@@ -34,11 +34,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from augpe.errors import AugpeError, missing_dependency
-from augpe.release.verify import ReleaseError, find_class_counts, release, scan_for_private
+from augpe.release.verify import (
+    ReleaseError,
+    find_class_counts,
+    private_reference,
+    release,
+    scan_for_private,
+)
 
 __all__ = [
     "DATA_FILES",
@@ -183,32 +188,6 @@ def table_views(folder: Path, views: Path) -> dict[str, str]:
     return names
 
 
-def _private_reference(
-    run: Path, private_data: str | None, private_texts: Iterable[str] | None
-) -> tuple[list[str], list[str], list[int]]:
-    """What the scans compare against, read the way `release` reads it, from the *run's* config
-    (the released copy has its file paths cut to their names): the private texts, and the class
-    names and clean counts (empty when only texts were given)."""
-    if private_texts is not None:
-        return list(private_texts), [], []
-    from augpe.config import DataConfig
-    from augpe.records.data import load_private_data
-
-    cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
-    data_cfg = dict(cfg.get("data") or {})
-    if private_data is not None:
-        data_cfg["path"] = private_data
-    try:
-        data = load_private_data(DataConfig(**data_cfg))
-    except (AugpeError, TypeError, ValueError) as err:
-        raise ReleaseError(
-            f"cannot read the private data to verify the release against ({err}); "
-            "give its path with --data"
-        ) from None
-    counts = [int(c) for c in np.bincount(data.class_ids, minlength=data.num_classes)]
-    return data.texts, data.class_names, counts
-
-
 def verify_release(
     folder: str | os.PathLike[str],
     texts: Sequence[str],
@@ -300,7 +279,7 @@ def release_dataset(
         if card:
             write_card(stage, fmt=fmt, license=license, command=command)
             extra["README.md.class_sizes.json"] = card_counts(stage)
-        texts, names, counts = _private_reference(run, private_data, texts_in)
+        texts, names, counts = private_reference(run, private_data, texts_in)
         findings = verify_release(stage, texts, names, counts, extra)
         if findings:
             shown = "\n  ".join(findings[:20]) + (

@@ -269,6 +269,32 @@ def _allowed(run_dir: Path, include_state: bool) -> tuple[list[Path], list[str]]
     return take, skipped
 
 
+def private_reference(
+    run: Path, private_data: str | None, private_texts: Iterable[str] | None
+) -> tuple[list[str], list[str], list[int]]:
+    """What the scans compare against, read from the *run's* config (a released copy has its file
+    paths cut to their names): the private texts, and the class names and clean counts (empty when
+    only texts were given). Held in memory for the scan, never written."""
+    if private_texts is not None:
+        return list(private_texts), [], []
+    from augpe.config import DataConfig
+    from augpe.records.data import load_private_data
+
+    cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+    data_cfg = dict(cfg.get("data") or {})
+    if private_data is not None:
+        data_cfg["path"] = private_data
+    try:
+        data = load_private_data(DataConfig(**data_cfg))
+    except (AugpeError, TypeError, ValueError) as err:
+        raise ReleaseError(
+            f"cannot read the private data to verify the release against ({err}); "
+            "give its path with --data"
+        ) from None
+    counts = [int(c) for c in np.bincount(data.class_ids, minlength=data.num_classes)]
+    return data.texts, data.class_names, counts
+
+
 def release(
     run_dir: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -284,9 +310,7 @@ def release(
     The private records are read from the run's config (`data` section) unless `private_data`
     (a path for data.path) or `private_texts` is given. Raises ReleaseError on any finding.
     """
-    from augpe.config import DataConfig
     from augpe.privacy import Ledger
-    from augpe.records.data import load_private_data
 
     run = Path(run_dir)
     dest = Path(out)
@@ -321,21 +345,7 @@ def release(
         )
 
     # What the verification checks against: the private records and their clean class counts.
-    if private_texts is not None:
-        texts, class_names, counts = list(private_texts), [], []
-    else:
-        data_cfg = dict(cfg.get("data") or {})
-        if private_data is not None:
-            data_cfg["path"] = private_data
-        try:
-            data = load_private_data(DataConfig(**data_cfg))
-        except (AugpeError, TypeError, ValueError) as err:
-            raise ReleaseError(
-                f"cannot read the private data to verify the release against ({err}); "
-                "give its path with --data"
-            ) from None
-        texts, class_names = data.texts, data.class_names
-        counts = [int(c) for c in np.bincount(data.class_ids, minlength=data.num_classes)]
+    texts, class_names, counts = private_reference(run, private_data, private_texts)
 
     take, skipped = _allowed(run, include_state)
     for name in skipped:
