@@ -296,9 +296,8 @@ def vote_tally(
 
     With user ids, every user's records must all be in `private_emb` (a shard holds whole users).
     """
-    check_finite(
-        synthetic_emb, "synthetic embeddings"
-    )  # the private rows: per chunk, in the search
+    # The private rows are checked per chunk, inside the search (no copy of the whole matrix).
+    check_finite(synthetic_emb, "synthetic embeddings")
     n_bins = synthetic_emb.shape[0]
     counts = np.zeros(n_bins, dtype=np.int64)
     w = 1.0 / np.sqrt(k)

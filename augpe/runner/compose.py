@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from augpe.pe.apis import KEYWORD_SLOTS, TextAPIs
 from augpe.pe.loop import evolve
 from augpe.pe.prompts import PromptSet, load_prompt_set, template_fields
 from augpe.pe.select import class_sizes
+from augpe.privacy.ledger import Ledger
 from augpe.privacy.mechanism import RunSecret
 from augpe.privacy.plan import PrivacySettings
 from augpe.privacy.session import ReleasePlan, open_mechanism, plan_releases
@@ -187,7 +189,6 @@ def _check(cfg: Config, data: PrivateData, prompts: PromptSet) -> None:
         )
 
 
-def _forget(private_dir, ledger_path) -> None:  # type: ignore[no-untyped-def]
-    from augpe.privacy.ledger import Ledger
-
+def _forget(private_dir: Path, ledger_path: Path) -> None:
+    """An overwritten run can never be resumed: drop its secret from the PRIVATE folder."""
     RunSecret.forget(private_dir, Ledger.load(ledger_path).run_nonce)

@@ -8,6 +8,7 @@ the README's table are generated from.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,9 @@ class RunLayout:
         """The name, under state/, of vote t's stored noisy histogram."""
         return f"votes_{t:02d}.json"
 
-    def prepare(self, cfg: Config, resume: bool, forget: Any = None) -> None:
+    def prepare(
+        self, cfg: Config, resume: bool, forget: Callable[[Path, Path], None] | None = None
+    ) -> None:
         """Make the folder for a fresh run (refusing or overwriting an old one) or check that a
         resumed one exists. `forget(private_dir, ledger_path)` drops an overwritten run's secret."""
         if resume:
