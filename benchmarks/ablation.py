@@ -2,7 +2,7 @@
 
     python benchmarks/ablation.py --dataset amazon --epsilons 0 1 --seeds 1
 
-Runs `benchmarks/run.py` once per variant (cumulative: base, +tidy, +dedup, +union, +keywords),
+Runs `benchmarks/run.py` once per variant (the levers off, then each lever or combination of them),
 with the demo's settings and budget unless `--set` says otherwise, all through the shared request
 cache (identical requests are generated once). Writes benchmarks/results/ablation-<dataset>-<tag>.md
 and .json: accuracy and macro-F1 (mean ± std over seeds) and the gap closed,
@@ -22,21 +22,31 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
+BASE = [  # the demo's settings before issue 12: every lever off
+    "generation.tidy=false",
+    "pe.dedup=0",
+    "pe.output=selected",
+    "pe.relabel=false",
+    "privacy.keywords=false",
+]
+LEVERS = {  # each lever's settings, added to BASE (a variant may combine several)
+    "tidy": ["generation.tidy=true"],
+    "dedup": ["pe.dedup=0.92"],
+    "union": ["pe.output=union"],
+    "all": ["pe.output=all"],
+    "relabel": ["pe.relabel=true"],
+    "keywords": ["privacy.keywords=true", "generation.prompts=amazon_food_keywords"],
+}
 VARIANTS: list[tuple[str, list[str]]] = [
-    (
-        "base",
-        [
-            "generation.tidy=false",
-            "pe.dedup=0",
-            "pe.output=selected",
-            "privacy.keywords=false",
-            "generation.prompts=amazon_food_keywords",  # the same templates in every variant
-        ],
-    ),
-    ("+tidy", ["generation.tidy=true"]),
-    ("+dedup", ["pe.dedup=0.92"]),
-    ("+union", ["pe.output=union"]),
-    ("+keywords", ["privacy.keywords=true"]),
+    ("base", []),
+    ("+relabel", ["relabel"]),
+    ("+relabel+union", ["relabel", "union"]),
+    ("+relabel+all", ["relabel", "all"]),
+    ("+tidy", ["tidy"]),
+    ("+dedup", ["dedup"]),
+    ("+union", ["union"]),
+    ("+keywords", ["keywords"]),
+    ("+relabel+union+tidy", ["relabel", "union", "tidy"]),
 ]
 
 
@@ -108,12 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tag", default="ablation")
     p.add_argument("--label", default="score", help="label column reported (amazon: score)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--only", nargs="*", help="variant names to run (default: all, cumulative)")
+    p.add_argument("--only", nargs="*", help="variant names to run (default: all)")
     p.add_argument("--summarise-only", action="store_true")
     args = p.parse_args(argv)
-    names, settings = [], []
-    for name, extra in VARIANTS:
-        settings = settings + extra
+    names = []
+    for name, levers in VARIANTS:
+        settings = BASE + [kv for lever in levers for kv in LEVERS[lever]]
         names.append(name)
         if args.summarise_only or (args.only and name not in args.only):
             continue

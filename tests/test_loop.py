@@ -153,3 +153,15 @@ def test_lookahead_variations_are_reused_as_children_not_generated_again() -> No
     assert [k.id for k in kids] == [gen0.lookahead[by_id[p]][0].id for p in parents]  # type: ignore[attr-defined]
     # iteration 1 generated only the next lookahead, one per candidate of the new population
     assert [c for c in apis.calls if c[1] == 1] == [("vary", 1, len(gen1.samples))]  # type: ignore[attr-defined]
+
+
+def test_voted_output_keeps_every_candidate_of_any_iteration_above_min_votes() -> None:
+    state = MemoryState(later_wins)  # noisy = clean + 100 * position: later candidates pass
+    result = evolve_with(state=state, output="voted", min_votes=150.0)
+    want: dict[str, float] = {}
+    for t in (1, 2):
+        for i, s in enumerate(samples(state, t - 1)):
+            want[s.id] = float(state.noisy[t][i])  # the latest vote wins (a kept parent)
+    kept = {k: v for k, v in want.items() if v >= 150.0}
+    assert result.votes == kept and [s.id for s in result.output] == list(kept)
+    assert 0 < len(kept) < len(want)  # the first candidates (noisy < 150) are left out

@@ -193,3 +193,70 @@ def test_union_output_holds_every_selected_sample_once(tmp_path: Path) -> None:
     union = [r["id"] for r in out["union"].samples]
     assert len(union) == len(set(union)) and last <= set(union) and len(union) > len(last)
     assert {r["iteration"] for r in out["union"].samples} >= {0, 1}
+
+
+# ---- the cross-class vote (pe.relabel) --------------------------------------------------------
+def _cross_case(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    priv = rng.standard_normal((30, 6)).astype(np.float32)
+    priv_class = rng.integers(0, 3, size=30)
+    syn = rng.standard_normal((8, 6)).astype(np.float32)
+    syn_class = np.array([0, 1, 2, 0, 1, -1, 2, 0])
+    return priv, priv_class, syn, syn_class
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_cross_class_vote_moves_by_at_most_one_when_a_record_is_removed(k: int) -> None:
+    priv, pc, syn, sc = _cross_case(k)
+    full = vote_histogram(priv, pc, syn, sc, k=k, label_bins=3)
+    assert full.shape == (8 * 3,) and full.sum() == pytest.approx(30 * k / np.sqrt(k))
+    assert full.reshape(8, 3)[5].sum() == 0.0  # a near-duplicate (-1) gets no vote
+    for i in range(len(priv)):
+        keep = np.arange(len(priv)) != i
+        rest = vote_histogram(priv[keep], pc[keep], syn, sc, k=k, label_bins=3)
+        assert np.linalg.norm(full - rest) == pytest.approx(1.0)  # exactly one record's vector
+
+
+def test_cross_class_vote_counts_each_records_label_at_its_nearest_candidate_of_any_class() -> None:
+    syn = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    priv = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9]], dtype=np.float32)
+    table = vote_histogram(
+        priv, np.array([1, 1, 0]), syn, np.array([0, 1]), k=1, label_bins=2
+    ).reshape(2, 2)
+    assert table.tolist() == [
+        [0.0, 2.0],
+        [1.0, 0.0],
+    ]  # candidate 0 (written as class 0): 2 of class 1
+    own = vote_histogram(priv, np.array([1, 1, 0]), syn, np.array([0, 1]), k=1)
+    assert own.tolist() == [1.0, 2.0]  # the per-class vote: each record only sees its own class
+
+
+def test_relabel_gives_each_candidate_its_voters_noisy_majority_label() -> None:
+    from augpe.pe.loop import Candidates, relabel
+
+    pop = _samples([0, 0, 1, 1])
+    kids = [
+        [Sample(f"k{i}", "kid", s.class_id, 0, s.id, "m", "rephrase")] for i, s in enumerate(pop)
+    ]
+    noisy = np.array([[5.0, 1.0], [0.5, 7.0], [2.0, 3.0], [9.0, 0.0]]).ravel()
+    voters = np.array([0, 0, 1, -1])
+    gen, score, classes = relabel(Candidates(pop, kids), noisy, voters)
+    assert [s.class_id for s in gen.samples] == [0, 1, 1, 1]  # the -1 keeps its label
+    assert [ks[0].class_id for ks in gen.lookahead] == [0, 1, 1, 1]  # its variations follow it
+    assert classes.tolist() == [0, 1, 1, -1] and score.tolist() == [5.0, 7.0, 3.0, 9.0]
+    assert gen.samples[0] is pop[0] and gen.samples[1].text == pop[1].text
+
+
+def test_a_relabel_run_books_one_vote_per_iteration_and_keeps_the_sensitivity(
+    tmp_path: Path,
+) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", private_rows(60))
+    cfg = small_config(data, tmp_path / "x", 2.0, pe={"iterations": 2, "relabel": True})
+    result = pipeline.run(
+        cfg, show_progress=False, llm=FakeLLM(public_pool(30)), embedder=HashEmbedder(32)
+    )
+    votes = [e for e in result.ledger.events if e.kind == "vote_histogram"]
+    assert len(votes) == 2 and result.ledger.epsilon() <= 2.0
+    stored = json.loads((tmp_path / "x" / "state" / "votes_01.json").read_text())
+    assert len(stored["noisy"]) == 2 * len(stored["tag"])  # (candidate, class) bins
+    assert {r["class"] for r in result.samples} <= {"posclass", "negclass"}

@@ -125,10 +125,14 @@ class PEConfig(_Section):
     keep_parents: bool = True
     lookahead: int = Field(0, ge=0, description="d: vote with the mean embedding of d variations")
     lookahead_include_self: bool = True
-    output: Literal["selected", "all", "union"] = Field(
+    output: Literal["selected", "all", "union", "voted"] = Field(
         "selected",
         description="selected: the last selection; all: the last population; union: every sample "
-        "selected in any iteration",
+        "selected in any iteration; voted: every candidate of any iteration whose latest noisy "
+        "vote is at least pe.min_votes",
+    )
+    min_votes: float = Field(
+        3.0, description="pe.output=voted keeps the candidates with at least this many noisy votes"
     )
     dedup: float = Field(
         0.0,
@@ -136,6 +140,12 @@ class PEConfig(_Section):
         le=1.0,
         description="cosine above which a candidate is a near-duplicate of an earlier one of its "
         "class: it gets no vote and is never selected (0 = off)",
+    )
+    relabel: bool = Field(
+        False,
+        description="cross-class vote: every private record votes among all candidates, one bin per "
+        "(candidate, the record's class); a candidate takes the label most of its voters carry "
+        "(noisy) and is ranked by that count. Same sensitivity and noise as the per-class vote",
     )
     vote_chunk: int = Field(65536, ge=1, description="private records searched per chunk (memory)")
     knn_device: Literal["auto", "cpu", "cuda"] = Field(

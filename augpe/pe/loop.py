@@ -9,7 +9,7 @@ population and every noisy histogram the moment it exists, so a resumed run reus
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Protocol
 
@@ -48,6 +48,10 @@ class PEResult:
     output: list[Sample]
     votes: dict[str, float]  # noisy votes of each output sample at the final iteration
 
+    @classmethod
+    def of(cls, picked: dict[str, tuple[Sample, float]]) -> PEResult:
+        return cls([s for s, _ in picked.values()], {k: v for k, (_, v) in picked.items()})
+
 
 def evolve(
     apis: TextAPIs,
@@ -64,6 +68,7 @@ def evolve(
     read afterwards."""
     L, T = cfg.variations, cfg.iterations
     chosen: dict[str, tuple[Sample, float]] = {}  # every selected parent and its latest noisy vote
+    voted: dict[str, tuple[Sample, float]] = {}  # every candidate voted on, its latest noisy vote
     with timer.stage(0, "generate"):
         gen = state.population(0, lambda: initial_population(apis, sizes, L, cfg.lookahead))
     for t in range(1, T + 1):
@@ -72,11 +77,18 @@ def evolve(
             voters = vote_classes(gen.samples, emb, cfg.dedup)  # near-duplicates get no vote
         with timer.stage(t, "vote"):
             noisy = state.noisy_votes(t, gen.samples, partial(vote, emb, voters))  # + N(0, s_t^2)
+            if (
+                cfg.relabel
+            ):  # cross-class vote: a candidate takes its voters' (noisy) majority label
+                gen, noisy, voters = relabel(gen, noisy, voters)
         with timer.stage(t, "select"):
             parents = select_per_class(gen.samples, noisy, sizes, cfg, rng_for(t), voters)
-        chosen.update({gen.samples[i].id: (gen.samples[i], float(noisy[i])) for i in parents})
+        remember(chosen, gen, noisy, parents)
+        remember(voted, gen, noisy, np.flatnonzero(voters >= 0).tolist())
         state.log_iteration(t, {"population": len(gen.samples), "parents": len(parents)})
         if t == T:
+            if cfg.output == "voted":  # every candidate any iteration's noisy vote vouches for
+                return PEResult.of({k: sv for k, sv in voted.items() if sv[1] >= cfg.min_votes})
             return final_output(gen, noisy, parents, cfg.output, chosen, voters)
         with timer.stage(t, "generate"):
             gen = state.population(t, partial(next_population, apis, gen, parents, L, cfg, t))
@@ -143,6 +155,37 @@ def vote_classes(samples: list[Sample], emb: np.ndarray, dedup: float) -> np.nda
     return out
 
 
+def relabel(
+    gen: Candidates, noisy: np.ndarray, voters: np.ndarray
+) -> tuple[Candidates, np.ndarray, np.ndarray]:
+    """Post-processing of the cross-class vote's noisy (candidate, voter class) histogram.
+
+    Each candidate that could be voted for takes the class with the most noisy votes, and is
+    ranked by that count; its lookahead variations follow it. A text the LLM wrote for one label
+    but that sits among private records of another becomes an example of that other label, so the
+    corpus's labels follow the private class boundary rather than the prompt's.
+    """
+    n = len(gen.samples)
+    table = noisy.reshape(n, -1)
+    best = table.argmax(axis=1)
+    labels = np.where(voters >= 0, best, class_array(gen.samples))
+    score = table[np.arange(n), best]
+
+    def moved(s: Sample, c: int) -> Sample:
+        return s if s.class_id == c else replace(s, class_id=c)
+
+    samples = [moved(s, int(c)) for s, c in zip(gen.samples, labels, strict=True)]
+    kids = [[moved(k, int(c)) for k in ks] for ks, c in zip(gen.lookahead, labels, strict=False)]
+    return Candidates(samples, kids), score, np.where(voters >= 0, labels, -1)
+
+
+def remember(
+    into: dict[str, tuple[Sample, float]], gen: Candidates, noisy: np.ndarray, idx: list[int]
+) -> None:
+    """Keep candidates idx with their latest noisy vote (and label), by id."""
+    into.update({gen.samples[i].id: (gen.samples[i], float(noisy[i])) for i in idx})
+
+
 def select_per_class(
     samples: list[Sample],
     noisy: np.ndarray,
@@ -193,7 +236,7 @@ def final_output(
     """'selected': the last selection (unique, best first); 'all': the whole last population;
     'union': every sample selected in any iteration (post-processing of noisy votes too)."""
     if mode == "union" and chosen is not None:
-        return PEResult([s for s, _ in chosen.values()], {k: v for k, (_, v) in chosen.items()})
+        return PEResult.of(chosen)
     if mode == "selected":
         idx = list(dict.fromkeys(parents))
     else:  # the whole population, but for the near-duplicates

@@ -291,21 +291,28 @@ def vote_tally(
     user_ids: np.ndarray | None = None,
     chunk: int = 65536,
     device: str = "cpu",
+    label_bins: int = 0,
 ) -> VoteTally:
     """The clean votes of these private records as an exact tally (one bin per synthetic sample).
 
     With user ids, every user's records must all be in `private_emb` (a shard holds whole users).
+    `label_bins` = C > 0 is the cross-class vote: every record votes among ALL candidates (class
+    >= 0; -1 = no vote), into bin candidate * C + its own class, so the (candidate, voter class)
+    histogram says both how many records a candidate is near and which label they carry. A record
+    still adds 1/sqrt(k) to k distinct bins: the L2 sensitivity stays 1.
     """
     # The private rows are checked per chunk, inside the search (no copy of the whole matrix).
     check_finite(synthetic_emb, "synthetic embeddings")
-    n_bins = synthetic_emb.shape[0]
+    n_bins = synthetic_emb.shape[0] * max(label_bins, 1)
     counts = np.zeros(n_bins, dtype=np.int64)
     w = 1.0 / np.sqrt(k)
     rows: list[np.ndarray] = []  # (record index, bin) pairs, only kept for user-level votes
     bins_all: list[np.ndarray] = []
     for c in np.unique(private_class):
+        if label_bins and not 0 <= c < label_bins:
+            raise ValueError(f"private class id {c} is outside the {label_bins} label bins")
         priv_idx = np.flatnonzero(private_class == c)
-        syn_idx = np.flatnonzero(synthetic_class == c)
+        syn_idx = np.flatnonzero(synthetic_class >= 0 if label_bins else synthetic_class == c)
         if syn_idx.size == 0:
             continue  # every generation of this class failed: its records cast no vote this round
         # Fewer than k candidates (generations dropped): vote for all of them, still 1/sqrt(k)
@@ -315,6 +322,8 @@ def vote_tally(
             private_emb, synthetic_emb[syn_idx], k_c, distance, chunk, rows=priv_idx, device=device
         ):
             bins = syn_idx[ids]  # (n, k) global bin ids, distinct within a row
+            if label_bins:
+                bins = bins * label_bins + c
             if user_ids is None:
                 counts += np.bincount(bins.ravel(), minlength=n_bins)
             else:
@@ -338,8 +347,10 @@ def vote_histogram(
     user_ids: np.ndarray | None = None,
     chunk: int = 65536,
     device: str = "cpu",
+    label_bins: int = 0,
 ) -> np.ndarray:
-    """Clean vote counts, one bin per synthetic sample (all classes concatenated)."""
+    """Clean vote counts, one bin per synthetic sample (all classes concatenated); with
+    `label_bins` = C, C bins per sample (see `vote_tally`), flat, sample-major."""
     return vote_tally(
         private_emb,
         private_class,
@@ -350,6 +361,7 @@ def vote_histogram(
         user_ids,
         chunk,
         device,
+        label_bins,
     ).histogram()
 
 

@@ -70,13 +70,14 @@ def build_vote(
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """vote(synthetic embeddings, their classes) -> the CLEAN histogram (the loop noises it)."""
     pe: Any = cfg.pe
+    label_bins = len(data.class_names) if pe.relabel else 0  # cross-class vote: C bins a sample
 
     def vote(emb: np.ndarray, classes: np.ndarray) -> np.ndarray:
         if cfg.execution.engine == "ray":  # private shards on the cluster: the same histogram
             from augpe.scale.ray_vote import sharded_vote
 
             return sharded_vote(cfg, private, data).histogram(
-                emb, classes, pe.k, pe.distance, pe.vote_chunk, pe.knn_device
+                emb, classes, pe.k, pe.distance, pe.vote_chunk, pe.knn_device, label_bins
             )
         from augpe.scale.knn import knn_device_setting
 
@@ -90,6 +91,7 @@ def build_vote(
             data.user_ids,
             pe.vote_chunk,
             device=knn_device_setting(pe.knn_device),
+            label_bins=label_bins,
         )
 
     return vote

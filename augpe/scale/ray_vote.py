@@ -94,6 +94,7 @@ class _Shard:
         chunk: int,
         device: str,
         parts: int,
+        label_bins: int = 0,
     ) -> Any:
         from augpe.scale.knn import knn_device_setting
 
@@ -108,6 +109,7 @@ class _Shard:
             self.users,
             chunk,
             knn_device_setting(device),  # 'auto': this shard's GPU if it reserved one
+            label_bins,
         )
         pieces = tuple(np.array_split(t.limbs, parts))
         return pieces if parts > 1 else pieces[0]
@@ -172,15 +174,16 @@ class ShardedVote:
         distance: str,
         chunk: int = 65536,
         device: str = "auto",
+        label_bins: int = 0,
     ) -> VoteTally:
         """The exact sum of every shard's tally (clean: for the noise only)."""
         ray = self._ray
-        n_bins = int(synthetic_emb.shape[0])
+        n_bins = int(synthetic_emb.shape[0]) * max(label_bins, 1)
         parts = max(1, math.ceil(n_bins * VoteTally.LIMBS * 8 / INLINE_BYTES))
         synthetic = ray.put(
             (np.ascontiguousarray(synthetic_emb, dtype=np.float32), np.asarray(synthetic_class))
         )
-        args = (synthetic, k, distance, chunk, device, parts)
+        args = (synthetic, k, distance, chunk, device, parts, label_bins)
         refs = [sh.tally.options(num_returns=parts).remote(*args) for sh in self._shards]
         total = VoteTally.zeros(n_bins)
         for s, shard_refs in enumerate(refs):
@@ -197,7 +200,7 @@ class ShardedVote:
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as err:
             log.warning("ray: vote shard %d died (%s); rebuilding it", s, type(err).__name__)
             self._shards[s] = self._spawn(s)
-            return ray.get(self._shards[s].tally.options(num_returns=args[-1]).remote(*args))
+            return ray.get(self._shards[s].tally.options(num_returns=args[-2]).remote(*args))
 
     def histogram(
         self,
@@ -207,9 +210,12 @@ class ShardedVote:
         distance: str,
         chunk: int = 65536,
         device: str = "auto",
+        label_bins: int = 0,
     ) -> np.ndarray:
         """The clean vote histogram, equal bit for bit to `augpe.privacy.vote.vote_histogram`."""
-        return self.tally(synthetic_emb, synthetic_class, k, distance, chunk, device).histogram()
+        return self.tally(
+            synthetic_emb, synthetic_class, k, distance, chunk, device, label_bins
+        ).histogram()
 
     def info(self) -> list[dict[str, Any]]:
         return list(self._ray.get([sh.info.remote() for sh in self._shards]))
