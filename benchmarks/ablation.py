@@ -35,13 +35,18 @@ LEVERS = {  # each lever's settings, added to BASE (a variant may combine severa
     "union": ["pe.output=union"],
     "all": ["pe.output=all"],
     "relabel": ["pe.relabel=true"],
-    "keywords": ["privacy.keywords=true", "generation.prompts=amazon_food_keywords"],
+    "voted": ["pe.output=voted"],
+    "keywords": ["privacy.keywords=true"],
 }
+# A prompt set with {keyword} slots, where the dataset's own has none (the demo's amazon_food).
+KEYWORD_PROMPTS = {"amazon": "amazon_food_keywords"}
 VARIANTS: list[tuple[str, list[str]]] = [
     ("base", []),
     ("+relabel", ["relabel"]),
     ("+relabel+union", ["relabel", "union"]),
     ("+relabel+all", ["relabel", "all"]),
+    ("+voted", ["voted"]),
+    ("+relabel+voted", ["relabel", "voted"]),
     ("+tidy", ["tidy"]),
     ("+dedup", ["dedup"]),
     ("+union", ["union"]),
@@ -75,12 +80,17 @@ def summarise(dataset: str, tag: str, names: list[str], label: str) -> tuple[str
         for eps, rs in sorted(by_eps.items()):
             acc, acc_sd = _stat([r[f"acc_{label}"] for r in rs])
             f1, f1_sd = _stat([r[f"f1_{label}"] for r in rs])
+            aucs = [r[f"auc_{label}"] for r in rs if r.get(f"auc_{label}") is not None]
+            auc, auc_sd = _stat(aucs) if aucs else (float("nan"), 0.0)
             gap = (acc - base_acc) / (acc_real - base_acc) if eps != "0" else float("nan")
             out.setdefault(name, {})[eps] = {
                 "acc": acc,
                 "acc_sd": acc_sd,
                 "f1": f1,
                 "f1_sd": f1_sd,
+                "auc": auc,
+                "auc_sd": auc_sd,
+                "auc_seeds": len(aucs),
                 "gap_closed": gap,
                 "n": _stat([r["n"] for r in rs])[0],
                 "seeds": len(rs),
@@ -89,17 +99,18 @@ def summarise(dataset: str, tag: str, names: list[str], label: str) -> tuple[str
             gap_txt = "" if eps == "0" else f"{100 * gap:.0f}%"
             rows.append(
                 f"| {name} | {eps} | {len(rs)} | {out[name][eps]['n']:.0f} | {acc:.3f} ± {acc_sd:.3f} "
-                f"| {f1:.3f} ± {f1_sd:.3f} | {gap_txt} | {out[name][eps]['tokens']:.0f} |"
+                f"| {f1:.3f} ± {f1_sd:.3f} | {auc:.3f} ± {auc_sd:.3f} ({len(aucs)}) | {gap_txt} "
+                f"| {out[name][eps]['tokens']:.0f} |"
             )
         out[name]["real"], out[name]["majority"] = acc_real, majority
     head = [
-        "| variant | eps | seeds | n | accuracy | macro-F1 | gap closed | gen tokens |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | eps | seeds | n | accuracy | macro-F1 | AUC (seeds) | gap closed | gen tokens |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     first = out[names[0]]
     tail = [
-        f"| real data | | | | {first['real']:.3f} | | | |",
-        f"| majority | | | | {first['majority']:.3f} | | | |",
+        f"| real data | | | | {first['real']:.3f} | | | | |",
+        f"| majority | | | | {first['majority']:.3f} | | | | |",
     ]
     return "\n".join(head + rows + tail), out
 
@@ -124,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     names = []
     for name, levers in VARIANTS:
         settings = BASE + [kv for lever in levers for kv in LEVERS[lever]]
+        if "keywords" in levers and args.dataset in KEYWORD_PROMPTS:
+            settings.append(f"generation.prompts={KEYWORD_PROMPTS[args.dataset]}")
         names.append(name)
         if args.summarise_only or (args.only and name not in args.only):
             continue

@@ -260,6 +260,19 @@ NEWSGROUPS = {
 }
 
 
+# Reuters R8's topic codes read poorly in a prompt ("a news story about earn"): public glosses.
+R8_TOPICS = {
+    "earn": "company earnings, profits and dividends",
+    "acq": "a company merger or acquisition",
+    "crude": "crude oil prices and production",
+    "trade": "international trade and tariffs",
+    "money-fx": "currency and foreign exchange markets",
+    "interest": "interest rates and central banks",
+    "ship": "shipping, ports and tankers",
+    "grain": "grain harvests and exports",
+}
+
+
 def _orange_benchmark(
     name: str, stem: str, describe: Callable[[str], str], data_dir: Path
 ) -> Benchmark:
@@ -296,7 +309,10 @@ def newsgroups20(data_dir: Path = DATA) -> Benchmark:
 
 def reuters_r8(data_dir: Path = DATA) -> Benchmark:
     return _orange_benchmark(
-        "reuters-r8", "reuters-r8", lambda t: f"a Reuters news story about {t}", data_dir
+        "reuters-r8",
+        "reuters-r8",
+        lambda t: f"a Reuters news story about {R8_TOPICS.get(t, t)}",
+        data_dir,
     )
 
 

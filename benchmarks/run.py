@@ -165,6 +165,7 @@ def run_row(
         d = r["downstream"][tier][col]
         row[f"acc_{col}"] = d["accuracy"]
         row[f"f1_{col}"] = d["macro_f1"]
+        row[f"auc_{col}"] = d.get("auc")
         row[f"majority_{col}"] = d["majority_test_accuracy"]
     if r.get("nextword"):
         row["nextword_acc"] = r["nextword"]["accuracy"]

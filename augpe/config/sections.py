@@ -131,8 +131,10 @@ class PEConfig(_Section):
         "selected in any iteration; voted: every candidate of any iteration whose latest noisy "
         "vote is at least pe.min_votes",
     )
-    min_votes: float = Field(
-        3.0, description="pe.output=voted keeps the candidates with at least this many noisy votes"
+    min_votes: float | None = Field(
+        None,
+        description="pe.output=voted keeps the candidates with at least this many noisy votes "
+        "(default: twice the vote's noise sigma, so a candidate no record voted for rarely passes)",
     )
     dedup: float = Field(
         0.0,

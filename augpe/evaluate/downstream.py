@@ -69,6 +69,24 @@ def _scores(pred: Sequence[str], test_y: Sequence[str]) -> dict[str, float]:
     return {"accuracy": round(acc, 5), "macro_f1": round(f1, 5)}
 
 
+def _auc(clf: Any, X: np.ndarray, test_y: Sequence[str]) -> float | None:
+    """Macro one-vs-rest ROC AUC of the probe's probabilities: how well it ranks the real test
+    texts, whatever its decision threshold (the threshold is what a small corpus gets most wrong).
+    None when a test label was never seen in training."""
+    from sklearn.metrics import roc_auc_score
+
+    classes = list(clf.classes_)
+    if not set(test_y) <= set(classes) or len(set(test_y)) < 2:
+        return None
+    proba = clf.predict_proba(X)
+    if len(classes) == 2:
+        return round(float(roc_auc_score([y == classes[1] for y in test_y], proba[:, 1])), 5)
+    y = np.array([classes.index(t) for t in test_y])
+    present = sorted(set(y.tolist()))
+    aucs = [float(roc_auc_score(y == c, proba[:, c])) for c in present]
+    return round(float(np.mean(aucs)), 5)
+
+
 def _degenerate(
     train_y: Sequence[str], test_y: Sequence[str], base: dict[str, Any]
 ) -> dict[str, Any] | None:
@@ -117,6 +135,7 @@ def linear_probe(
     return {
         **base,
         **_scores(pred, test_y),
+        "auc": _auc(clf, unit(test_emb), test_y),
         "C": chosen,
         "C_source": "given" if C is not None else "cv",
         "seconds": round(time.perf_counter() - t0, 3),

@@ -88,7 +88,8 @@ def evolve(
         state.log_iteration(t, {"population": len(gen.samples), "parents": len(parents)})
         if t == T:
             if cfg.output == "voted":  # every candidate any iteration's noisy vote vouches for
-                return PEResult.of({k: sv for k, sv in voted.items() if sv[1] >= cfg.min_votes})
+                least = cfg.min_votes or 0.0
+                return PEResult.of({k: sv for k, sv in voted.items() if sv[1] >= least})
             return final_output(gen, noisy, parents, cfg.output, chosen, voters)
         with timer.stage(t, "generate"):
             gen = state.population(t, partial(next_population, apis, gen, parents, L, cfg, t))

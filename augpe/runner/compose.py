@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from augpe.atomic import write_json, write_jsonl
-from augpe.config import Config
+from augpe.config import Config, PEConfig
 from augpe.embed import Embedder, PrivateEmbeddings, embed_private
 from augpe.errors import ConfigError
 from augpe.llm.base import LLM
@@ -103,6 +103,14 @@ def run(
             llm.close()
 
 
+def resolved_pe(cfg: Config, plan: ReleasePlan) -> PEConfig:
+    """cfg.pe with min_votes filled in: twice the vote's sigma (at least one vote)."""
+    if cfg.pe.min_votes is not None or not plan.votes:
+        return cfg.pe
+    sigma = max(v.sigma for v in plan.votes)
+    return cfg.pe.model_copy(update={"min_votes": max(2.0 * sigma, 1.0)})
+
+
 def _run_loaded(
     cfg: Config,
     data: PrivateData,
@@ -133,7 +141,7 @@ def _run_loaded(
         private.after(embedder),  # the model is free once the private texts are done
         build_vote(cfg, data, private),
         sizes,
-        cfg.pe,
+        resolved_pe(cfg, plan),
         store,
         timer,
         rng_for=lambda t: np.random.default_rng([cfg.seed, 1_000_003, t]),
