@@ -38,6 +38,23 @@ LEVERS = {  # each lever's settings, added to BASE (a variant may combine severa
     "voted": ["pe.output=voted"],
     "keywords": ["privacy.keywords=true"],
 }
+# The demo's budget (configs/amazon-demo.yaml) for datasets that do not start from the demo's config.
+DEMO_BUDGET = [
+    "pe.iterations=3",
+    "pe.samples=48",
+    "pe.variations=3",
+    "pe.k=1",
+    "privacy.class_counts=dp",
+    "generation.backend=embedded",
+    "generation.temperature=1.0",
+    "generation.length.min_words=20",
+    "generation.length.std_words=8",
+    "generation.length.random_words=45",
+    "generation.length.max_tokens=110",
+    "generation.n_parallel=16",
+    "generation.deterministic=false",
+    "embedding.max_seq_length=128",
+]
 # A prompt set with {keyword} slots, where the dataset's own has none (the demo's amazon_food).
 KEYWORD_PROMPTS = {"amazon": "amazon_food_keywords"}
 VARIANTS: list[tuple[str, list[str]]] = [
@@ -134,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     names = []
     for name, levers in VARIANTS:
-        settings = BASE + [kv for lever in levers for kv in LEVERS[lever]]
+        budget = [] if args.dataset == "amazon" else DEMO_BUDGET
+        settings = budget + BASE + [kv for lever in levers for kv in LEVERS[lever]]
         if "keywords" in levers and args.dataset in KEYWORD_PROMPTS:
             settings.append(f"generation.prompts={KEYWORD_PROMPTS[args.dataset]}")
         names.append(name)

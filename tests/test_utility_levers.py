@@ -260,3 +260,20 @@ def test_a_relabel_run_books_one_vote_per_iteration_and_keeps_the_sensitivity(
     stored = json.loads((tmp_path / "x" / "state" / "votes_01.json").read_text())
     assert len(stored["noisy"]) == 2 * len(stored["tag"])  # (candidate, class) bins
     assert {r["class"] for r in result.samples} <= {"posclass", "negclass"}
+
+
+def test_voted_output_keeps_candidates_with_at_least_two_sigma_of_noisy_votes(
+    tmp_path: Path,
+) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", private_rows(200))
+    cfg = small_config(
+        data, tmp_path / "v", 4.0, pe={"iterations": 2, "samples": 10, "output": "voted"}
+    )
+    result = pipeline.run(
+        cfg, show_progress=False, llm=FakeLLM(public_pool(30)), embedder=HashEmbedder(32)
+    )
+    sigma = max(e.sigma for e in result.ledger.events if e.kind == "vote_histogram")
+    votes = [r["noisy_votes"] for r in result.samples]
+    assert votes and min(votes) >= 2 * sigma - 1e-3  # rounded to 4 places in the corpus
+    assert len({r["id"] for r in result.samples}) == len(votes)
+    assert {r["iteration"] for r in result.samples} >= {0}
