@@ -36,6 +36,7 @@ LEVERS = {  # each lever's settings, added to BASE (a variant may combine severa
     "all": ["pe.output=all"],
     "relabel": ["pe.relabel=true"],
     "voted": ["pe.output=voted"],
+    "k4": ["pe.k=4"],  # each record votes 1/2 for its 4 nearest: twice the votes per candidate
     "keywords": ["privacy.keywords=true"],
 }
 # The demo's budget (configs/amazon-demo.yaml) for datasets that do not start from the demo's config.
@@ -64,6 +65,7 @@ VARIANTS: list[tuple[str, list[str]]] = [
     ("+relabel+all", ["relabel", "all"]),
     ("+voted", ["voted"]),
     ("+relabel+voted", ["relabel", "voted"]),
+    ("+relabel+k4", ["relabel", "k4"]),
     ("+tidy", ["tidy"]),
     ("+dedup", ["dedup"]),
     ("+union", ["union"]),

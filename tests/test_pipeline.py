@@ -175,3 +175,16 @@ def test_fill_blanks_and_lookahead_run(private_csv, llm, embedder, tmp_path):
     ops = {s["op"] for s in pop["samples"]} | {k["op"] for kids in pop["lookahead"] for k in kids}
     assert "fill_blanks" in ops or "rephrase" in ops
     assert np.isfinite(json.loads((result.run_dir / "ledger.json").read_text())["epsilon"])
+
+
+def test_a_relabel_run_killed_and_resumed_gives_the_same_corpus(private_csv, llm, embedder, tmp_path):
+    csv, _ = private_csv
+    opts = {"pe__relabel": True, "pe__lookahead": 1, "pe__output": "voted"}
+    whole = pipeline.run(make_config(csv, tmp_path / "whole", **opts), show_progress=False, llm=llm, embedder=embedder)
+    cfg = make_config(csv, tmp_path / "killed", **opts)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(cfg, show_progress=False, llm=SpyLLM(llm, crash_after=8), embedder=embedder)
+    resumed = pipeline.run(cfg, resume=True, show_progress=False, llm=llm, embedder=embedder)
+    assert resumed.corpus_path.read_bytes() == whole.corpus_path.read_bytes()
+    votes = json.loads((tmp_path / "killed" / "state" / "votes_01.json").read_text())
+    assert len(votes["noisy"]) == 2 * len(votes["tag"])  # one bin per (candidate, class)
