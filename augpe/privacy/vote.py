@@ -1,7 +1,9 @@
 """The nearest-neighbour vote: the only place private data touches synthetic data.
 
 Each private record gives 1/sqrt(k) to each of its k nearest synthetic samples *of its own
-class*, so its vote vector has L2 norm exactly 1 (the sensitivity the noise is calibrated for).
+class* (or, in the cross-class vote, `label_bins`, of any class, in that sample's bin for the
+record's class), so its vote vector has L2 norm exactly 1 (the sensitivity the noise is
+calibrated for).
 With user ids, every user's summed vote vector is rescaled to norm <= 1 instead (user-level DP).
 The clean histogram returned here never leaves memory: only its noisy version is stored.
 

@@ -278,7 +278,14 @@ def build_card(
         (
             f"- Private Evolution: T = {pe.get('iterations')} iterations, {pe.get('samples')} "
             f"samples, {pe.get('variations')} variations each, k = {pe.get('k')} nearest neighbours "
-            f"({pe.get('distance')}), selection `{pe.get('selection')}`"
+            f"({pe.get('distance')}), selection `{pe.get('selection')}`, output "
+            f"`{pe.get('output', 'selected')}`"
+            + (
+                "; cross-class vote: each row's label is the one most of the private records "
+                "voting for it carry (noisy), not necessarily the one it was written for"
+                if pe.get("relabel")
+                else ""
+            )
         ),
         f"- augpe {__version__}; the resolved config is `config.yaml` in this folder (the run: "
         "`augpe run config.yaml`)" + (f"; released with `{command}`" if command else ""),
