@@ -1,0 +1,113 @@
+"""Output policies compared on finished runs, at no generation and no privacy cost.
+
+    python benchmarks/output_policy.py "runs/bench/amazon-abl2-plus-relabel/eps1-seed*"
+
+Every policy of `pe.output` is post-processing of the noisy votes a run already stored
+(state/population_*.json, state/votes_*.json), so each can be re-derived from one finished run
+exactly as the loop would have released it: `released` (the run's own corpus), `all` (the last
+population), `voted` (every candidate of any iteration whose latest noisy vote is >= 2 sigma, or
+>= 1 sigma). With a cross-class vote (`pe.relabel`) a candidate's label is its noisy argmax
+(`augpe.pe.loop.relabel`). Each corpus is scored by the benchmark's fast-tier probe on the real test
+split: accuracy, macro-F1 and ROC AUC. Writes benchmarks/results/output-policy-<tag>.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from augpe.embed.sentence import SentenceTransformerEmbedder
+from augpe.evaluate.downstream import linear_probe
+from augpe.pe.loop import Candidates, relabel
+from augpe.records.sample import Sample, class_array
+from benchmarks.bench_data import load_benchmark
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def policies(run: Path, class_names: list[str]) -> dict[str, list[tuple[str, int]]]:
+    """(text, class id) corpora of each output policy, from the run's stored populations and votes."""
+    state = run / "state"
+    latest: dict[str, tuple[Sample, float]] = {}
+    sigma = 0.0
+    last: list[Sample] = []
+    t = 1
+    while (state / f"votes_{t:02d}.json").is_file():
+        pop = json.loads((state / f"population_{t - 1:02d}.json").read_text())["samples"]
+        samples = [Sample.from_dict(s) for s in pop]
+        stored = json.loads((state / f"votes_{t:02d}.json").read_text())
+        noisy, sigma = np.asarray(stored["noisy"]), max(sigma, float(stored["sigma"]))
+        voters = class_array(samples)
+        if noisy.size != len(samples):  # the cross-class vote: (candidate, class) bins
+            gen, noisy, voters = relabel(Candidates(samples), noisy, voters)
+            samples = gen.samples
+        latest.update({s.id: (s, float(v)) for s, v in zip(samples, noisy, strict=True)})
+        last = samples
+        t += 1
+    released = [json.loads(line) for line in (run / "synthetic.jsonl").read_text().splitlines()]
+    out = {
+        "released": [(r["text"], class_names.index(r["class"])) for r in released],
+        "all (last population)": [(s.text, s.class_id) for s in last],
+    }
+    for k in (2.0, 1.0):
+        out[f"voted >= {k:g} sigma"] = [
+            (s.text, s.class_id) for s, v in latest.values() if v >= k * sigma
+        ]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("runs", nargs="+", help="run folders or glob patterns")
+    p.add_argument("--dataset", default="amazon")
+    p.add_argument("--tag", default="amazon")
+    args = p.parse_args(argv)
+    bench = load_benchmark(args.dataset)
+    col = bench.label_columns[0]
+    names = sorted(pd.read_csv(bench.train)[col].astype(str).unique())
+    test = pd.read_csv(bench.test).fillna("")
+    emb = SentenceTransformerEmbedder("default", "cpu", 64, show_progress=False)
+    test_emb = emb.encode(list(test[bench.text_column].astype(str)))
+    test_y = list(test[col].astype(str))
+    rows: dict[str, list[tuple[float, float, float, int]]] = {}
+    runs = sorted({Path(r) for pat in args.runs for r in glob.glob(pat)})
+    for run in runs:
+        for name, corpus in policies(run, names).items():
+            if len({c for _, c in corpus}) < 2:
+                continue
+            x = emb.encode([t for t, _ in corpus])
+            r = linear_probe(x, [names[c] for _, c in corpus], test_emb, test_y)
+            key = f"{run.parent.name} | {name}"
+            rows.setdefault(key, []).append((r["accuracy"], r["macro_f1"], r["auc"], len(corpus)))
+            print(run, name, len(corpus), r["accuracy"], r["macro_f1"], r["auc"], flush=True)
+    lines = [
+        f"# Output policies on finished runs ({args.dataset})",
+        "",
+        "`python benchmarks/output_policy.py " + " ".join(argv or sys.argv[1:]) + "`",
+        "",
+        "| runs | policy | seeds | n | accuracy | macro-F1 | AUC |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, vals in rows.items():
+        a = np.asarray(vals, dtype=float)
+        m, s = a.mean(axis=0), a.std(axis=0)
+        lines.append(
+            f"| {key} | {len(vals)} | {m[3]:.0f} | {m[0]:.3f} ± {s[0]:.3f} "
+            f"| {m[1]:.3f} ± {s[1]:.3f} | {m[2]:.3f} ± {s[2]:.3f} |"
+        )
+    (RESULTS / f"output-policy-{args.tag}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
