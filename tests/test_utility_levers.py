@@ -277,3 +277,25 @@ def test_voted_output_keeps_candidates_with_at_least_two_sigma_of_noisy_votes(
     assert votes and min(votes) >= 2 * sigma - 1e-3  # rounded to 4 places in the corpus
     assert len({r["id"] for r in result.samples}) == len(votes)
     assert {r["iteration"] for r in result.samples} >= {0}
+
+
+def test_output_policy_study_rederives_exactly_what_a_voted_run_releases(tmp_path: Path) -> None:
+    """benchmarks/output_policy.py post-processes a finished run's stored votes: with the same
+    noise seed, its `voted` corpus is the corpus a `pe.output=voted` run releases."""
+    from benchmarks.output_policy import policies
+
+    data = write_jsonl(tmp_path / "d.jsonl", private_rows(120))
+    runs = {}
+    for mode in ("selected", "voted"):
+        cfg = small_config(
+            data, tmp_path / mode, 4.0, pe={"iterations": 2, "relabel": True, "output": mode}
+        )
+        runs[mode] = pipeline.run(
+            cfg, show_progress=False, llm=FakeLLM(public_pool(30)), embedder=HashEmbedder(32)
+        )
+    names = ["negclass", "posclass"]
+    got = policies(runs["selected"].run_dir, names)
+    released = [(r["text"], names.index(r["class"])) for r in runs["selected"].samples]
+    assert got["released"] == released
+    voted = sorted((r["text"], names.index(r["class"])) for r in runs["voted"].samples)
+    assert voted and sorted(got["voted >= 2 sigma"]) == voted
