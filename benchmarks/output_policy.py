@@ -6,7 +6,7 @@ Every policy of `pe.output` is post-processing of the noisy votes a run already 
 (state/population_*.json, state/votes_*.json), so each can be re-derived from one finished run
 exactly as the loop would have released it: `released` (the run's own corpus), `all` (the last
 population), `voted` (every candidate of any iteration whose latest noisy vote is >= 2 sigma, or
->= 1 sigma). With a cross-class vote (`pe.relabel`) a candidate's label is its noisy argmax
+>= 1 sigma, and at least one vote: `augpe.pe.select.min_votes_for`, the loop's own rule). With a cross-class vote (`pe.relabel`) a candidate's label is its noisy argmax
 (`augpe.pe.loop.relabel`). Each corpus is scored by the benchmark's fast-tier probe on the real test
 split: accuracy, macro-F1 and ROC AUC. Writes benchmarks/results/output-policy-<tag>.md.
 """
@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from augpe.embed.sentence import SentenceTransformerEmbedder
 from augpe.evaluate.downstream import linear_probe
-from augpe.pe.loop import Candidates, relabel
+from augpe.pe.loop import Candidates, relabel, remember
+from augpe.pe.select import min_votes_for
 from augpe.records.sample import Sample, class_array
 from benchmarks.bench_data import load_benchmark
 
@@ -43,15 +44,14 @@ def policies(run: Path, class_names: list[str]) -> dict[str, list[tuple[str, int
     t = 1
     while (state / f"votes_{t:02d}.json").is_file():
         pop = json.loads((state / f"population_{t - 1:02d}.json").read_text())["samples"]
-        samples = [Sample.from_dict(s) for s in pop]
+        gen = Candidates([Sample.from_dict(s) for s in pop])
         stored = json.loads((state / f"votes_{t:02d}.json").read_text())
         noisy, sigma = np.asarray(stored["noisy"]), max(sigma, float(stored["sigma"]))
-        voters = class_array(samples)
-        if noisy.size != len(samples):  # the cross-class vote: (candidate, class) bins
-            gen, noisy, voters = relabel(Candidates(samples), noisy, voters)
-            samples = gen.samples
-        latest.update({s.id: (s, float(v)) for s, v in zip(samples, noisy, strict=True)})
-        last = samples
+        voters = class_array(gen.samples)
+        if noisy.size != len(gen.samples):  # the cross-class vote: (candidate, class) bins
+            gen, noisy, voters = relabel(gen, noisy, voters)
+        remember(latest, gen, noisy, np.flatnonzero(voters >= 0).tolist())
+        last = gen.samples
         t += 1
     released = [json.loads(line) for line in (run / "synthetic.jsonl").read_text().splitlines()]
     out = {
@@ -59,8 +59,9 @@ def policies(run: Path, class_names: list[str]) -> dict[str, list[tuple[str, int
         "all (last population)": [(s.text, s.class_id) for s in last],
     }
     for k in (2.0, 1.0):
+        least = min_votes_for(sigma, k)
         out[f"voted >= {k:g} sigma"] = [
-            (s.text, s.class_id) for s, v in latest.values() if v >= k * sigma
+            (s.text, s.class_id) for s, v in latest.values() if v >= least
         ]
     return out
 

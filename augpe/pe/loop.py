@@ -77,9 +77,8 @@ def evolve(
             voters = vote_classes(gen.samples, emb, cfg.dedup)  # near-duplicates get no vote
         with timer.stage(t, "vote"):
             noisy = state.noisy_votes(t, gen.samples, partial(vote, emb, voters))  # + N(0, s_t^2)
-            if (
-                cfg.relabel
-            ):  # cross-class vote: a candidate takes its voters' (noisy) majority label
+            # cross-class vote: a candidate takes its voters' (noisy) majority label
+            if cfg.relabel:
                 gen, noisy, voters = relabel(gen, noisy, voters)
         with timer.stage(t, "select"):
             parents = select_per_class(gen.samples, noisy, sizes, cfg, rng_for(t), voters)

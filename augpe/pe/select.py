@@ -34,6 +34,12 @@ def select_parents(
     return rng.choice(noisy.size, size=n, replace=True, p=p).astype(np.int64)
 
 
+def min_votes_for(sigma: float, sigmas: float = 2.0) -> float:
+    """The default `pe.min_votes` of output `voted`: `sigmas` times the vote's noise sigma, and at
+    least one vote (without noise, a candidate no record voted for stays out)."""
+    return max(sigmas * sigma, 1.0)
+
+
 def allocate(total: int, weights: np.ndarray) -> np.ndarray:
     """Split `total` samples over classes by (noisy or public) weights, >= 1 each.
 

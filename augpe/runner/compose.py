@@ -19,7 +19,7 @@ from augpe.llm.base import LLM
 from augpe.pe.apis import KEYWORD_SLOTS, TextAPIs
 from augpe.pe.loop import evolve
 from augpe.pe.prompts import PromptSet, load_prompt_set, template_fields
-from augpe.pe.select import class_sizes
+from augpe.pe.select import class_sizes, min_votes_for
 from augpe.privacy.ledger import Ledger
 from augpe.privacy.mechanism import RunSecret
 from augpe.privacy.plan import PrivacySettings
@@ -108,7 +108,7 @@ def resolved_pe(cfg: Config, plan: ReleasePlan) -> PEConfig:
     if cfg.pe.min_votes is not None or not plan.votes:
         return cfg.pe
     sigma = max(v.sigma for v in plan.votes)
-    return cfg.pe.model_copy(update={"min_votes": max(2.0 * sigma, 1.0)})
+    return cfg.pe.model_copy(update={"min_votes": min_votes_for(sigma)})
 
 
 def _run_loaded(

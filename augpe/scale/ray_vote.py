@@ -93,8 +93,8 @@ class _Shard:
         distance: str,
         chunk: int,
         device: str,
+        label_bins: int,
         parts: int,
-        label_bins: int = 0,
     ) -> Any:
         from augpe.scale.knn import knn_device_setting
 
@@ -183,7 +183,7 @@ class ShardedVote:
         synthetic = ray.put(
             (np.ascontiguousarray(synthetic_emb, dtype=np.float32), np.asarray(synthetic_class))
         )
-        args = (synthetic, k, distance, chunk, device, parts, label_bins)
+        args = (synthetic, k, distance, chunk, device, label_bins, parts)
         refs = [sh.tally.options(num_returns=parts).remote(*args) for sh in self._shards]
         total = VoteTally.zeros(n_bins)
         for s, shard_refs in enumerate(refs):
@@ -200,7 +200,7 @@ class ShardedVote:
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as err:
             log.warning("ray: vote shard %d died (%s); rebuilding it", s, type(err).__name__)
             self._shards[s] = self._spawn(s)
-            return ray.get(self._shards[s].tally.options(num_returns=args[-2]).remote(*args))
+            return ray.get(self._shards[s].tally.options(num_returns=args[-1]).remote(*args))
 
     def histogram(
         self,
