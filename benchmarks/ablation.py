@@ -39,23 +39,33 @@ LEVERS = {  # each lever's settings, added to BASE (a variant may combine severa
     "k4": ["pe.k=4"],  # each record votes 1/2 for its 4 nearest: twice the votes per candidate
     "keywords": ["privacy.keywords=true"],
 }
-# The demo's budget (configs/amazon-demo.yaml) for datasets that do not start from the demo's config.
-DEMO_BUDGET = [
-    "pe.iterations=3",
-    "pe.samples=48",
-    "pe.variations=3",
-    "pe.k=1",
-    "privacy.class_counts=dp",
-    "generation.backend=embedded",
-    "generation.temperature=1.0",
-    "generation.length.min_words=20",
-    "generation.length.std_words=8",
-    "generation.length.random_words=45",
-    "generation.length.max_tokens=110",
-    "generation.n_parallel=16",
-    "generation.deterministic=false",
-    "embedding.max_seq_length=128",
-]
+# The demo's budget, read from its config (configs/amazon-demo.yaml), for datasets that do not
+# start from that config: its pe section, class counts, generation settings and embedding length.
+BUDGET_KEYS = {
+    "pe": ("iterations", "samples", "variations", "k"),
+    "privacy": ("class_counts",),
+    "generation": ("backend", "temperature", "length", "n_parallel", "deterministic"),
+    "embedding": ("max_seq_length",),
+}
+
+
+def demo_budget() -> list[str]:
+    import yaml
+
+    from augpe.demo import DEMO_CONFIG
+
+    raw = yaml.safe_load(Path(DEMO_CONFIG).read_text(encoding="utf-8"))
+    out = []
+    for section, keys in BUDGET_KEYS.items():
+        for key in keys:
+            value = raw[section][key]
+            items = value.items() if isinstance(value, dict) else [(None, value)]
+            for sub, v in items:
+                name = f"{section}.{key}" + (f".{sub}" if sub else "")
+                out.append(f"{name}={str(v).lower() if isinstance(v, bool) else v}")
+    return out
+
+
 # A prompt set with {keyword} slots, where the dataset's own has none (the demo's amazon_food).
 KEYWORD_PROMPTS = {"amazon": "amazon_food_keywords"}
 VARIANTS: list[tuple[str, list[str]]] = [
@@ -153,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     names = []
     for name, levers in VARIANTS:
-        budget = [] if args.dataset == "amazon" else DEMO_BUDGET
+        budget = [] if args.dataset == "amazon" else demo_budget()
         settings = budget + BASE + [kv for lever in levers for kv in LEVERS[lever]]
         if "keywords" in levers and args.dataset in KEYWORD_PROMPTS:
             settings.append(f"generation.prompts={KEYWORD_PROMPTS[args.dataset]}")
