@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from augpe.embed.sentence import SentenceTransformerEmbedder
 from augpe.evaluate.downstream import linear_probe
-from augpe.pe.loop import Candidates, relabel, remember
+from augpe.pe.loop import Candidates, PEResult, relabel, remember, vote_cells
 from augpe.pe.select import min_votes_for
 from augpe.records.sample import Sample, class_array
 from benchmarks.bench_data import load_benchmark
@@ -35,12 +35,19 @@ from benchmarks.bench_data import load_benchmark
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def policies(run: Path, class_names: list[str]) -> dict[str, list[tuple[str, int]]]:
-    """(text, class id) corpora of each output policy, from the run's stored populations and votes."""
+Corpus = list[tuple[str, int, float]]  # (text, class id, weight)
+
+
+def policies(run: Path, class_names: list[str]) -> dict[str, Corpus]:
+    """(text, class id, weight) corpora of each output policy, from the run's stored populations
+    and noisy votes. Unweighted policies have weight 1; `soft` policies put a text under every
+    class whose noisy cell clears the threshold, weighted by that cell."""
     state = run / "state"
     latest: dict[str, tuple[Sample, float]] = {}
+    cells: dict[str, tuple[Sample, np.ndarray]] = {}  # candidate -> its latest row of noisy cells
     sigma = 0.0
     last: list[Sample] = []
+    last_cells: dict[str, tuple[Sample, np.ndarray]] = {}
     t = 1
     while (state / f"votes_{t:02d}.json").is_file():
         pop = json.loads((state / f"population_{t - 1:02d}.json").read_text())["samples"]
@@ -48,21 +55,31 @@ def policies(run: Path, class_names: list[str]) -> dict[str, list[tuple[str, int
         stored = json.loads((state / f"votes_{t:02d}.json").read_text())
         noisy, sigma = np.asarray(stored["noisy"]), max(sigma, float(stored["sigma"]))
         voters = class_array(gen.samples)
-        if noisy.size != len(gen.samples):  # the cross-class vote: (candidate, class) bins
+        cross = noisy.size != len(gen.samples)  # the cross-class vote: (candidate, class) bins
+        last_cells = vote_cells(gen.samples, noisy, voters, len(class_names), cross)
+        cells.update(last_cells)
+        if cross:
             gen, noisy, voters = relabel(gen, noisy, voters)
         remember(latest, gen, noisy, np.flatnonzero(voters >= 0).tolist())
         last = gen.samples
         t += 1
     released = [json.loads(line) for line in (run / "synthetic.jsonl").read_text().splitlines()]
-    out = {
-        "released": [(r["text"], class_names.index(r["class"])) for r in released],
-        "all (last population)": [(s.text, s.class_id) for s in last],
+    out: dict[str, Corpus] = {
+        "released": [(r["text"], class_names.index(r["class"]), 1.0) for r in released],
+        "all (last population)": [(s.text, s.class_id, 1.0) for s in last],
     }
     for k in (2.0, 1.0):
         least = min_votes_for(sigma, k)
         out[f"voted >= {k:g} sigma"] = [
-            (s.text, s.class_id) for s, v in latest.values() if v >= least
+            (s.text, s.class_id, 1.0) for s, v in latest.values() if v >= least
         ]
+    for k in (0.0, 1.0, 2.0):
+        least = max(k * sigma, 1e-9)
+        for name, pool in (("last", last_cells), ("every iteration", cells)):
+            soft = PEResult.soft(pool, least)
+            out[f"soft {name} >= {k:g} sigma"] = [
+                (x.text, x.class_id, soft.weights[x.id]) for x in soft.output
+            ]
     return out
 
 
@@ -83,10 +100,17 @@ def main(argv: list[str] | None = None) -> int:
     runs = sorted({Path(r) for pat in args.runs for r in glob.glob(pat)})
     for run in runs:
         for name, corpus in policies(run, names).items():
-            if len({c for _, c in corpus}) < 2:
+            if len({c for _, c, _ in corpus}) < 2:
                 continue
-            x = emb.encode([t for t, _ in corpus])
-            r = linear_probe(x, [names[c] for _, c in corpus], test_emb, test_y)
+            x = emb.encode([t for t, _, _ in corpus])
+            weights = [w for _, _, w in corpus]
+            r = linear_probe(
+                x,
+                [names[c] for _, c, _ in corpus],
+                test_emb,
+                test_y,
+                weights=None if len(set(weights)) == 1 else weights,
+            )
             key = f"{run.parent.name} | {name}"
             rows.setdefault(key, []).append((r["accuracy"], r["macro_f1"], r["auc"], len(corpus)))
             print(run, name, len(corpus), r["accuracy"], r["macro_f1"], r["auc"], flush=True)

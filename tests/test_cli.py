@@ -20,7 +20,13 @@ def _write_data(path: Path, rows: list[tuple[str, str]]) -> None:
 @pytest.fixture
 def setup(tmp_path):
     data = tmp_path / "data.csv"
-    _write_data(data, [(f"review number {i} about tea and coffee", "great" if i % 2 else "other") for i in range(20)])
+    _write_data(
+        data,
+        [
+            (f"review number {i} about tea and coffee", "great" if i % 2 else "other")
+            for i in range(20)
+        ],
+    )
     out = tmp_path / "run"
 
     def make(**sections):
@@ -127,7 +133,13 @@ def test_run_help_lists_every_setting(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     out = capsys.readouterr().out
-    for setting in ("privacy.epsilon", "pe.iterations", "generation.backend", "embedding.model", "data.text_column"):
+    for setting in (
+        "privacy.epsilon",
+        "pe.iterations",
+        "generation.backend",
+        "embedding.model",
+        "data.text_column",
+    ):
         assert setting in out
 
 

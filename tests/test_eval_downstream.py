@@ -98,3 +98,22 @@ def test_next_word_prediction_learns_the_language_it_is_trained_on() -> None:
 def test_next_word_prediction_rejects_empty_corpora() -> None:
     with pytest.raises(ValueError, match="empty training corpus"):
         next_word_prediction([], ["a b c"])
+
+
+def test_probe_weights_act_like_repeated_rows() -> None:
+    emb = BagEmbedder()
+    texts, labels = labelled_texts(30, seed=11)
+    test = labelled_texts(60, seed=12)
+    x, tx = emb.encode(texts), emb.encode(test[0])
+    weights = [3.0 if i % 4 == 0 else 1.0 for i in range(len(texts))]
+    rep = [i for i, w in enumerate(weights) for _ in range(int(w))]
+    weighted = linear_probe(x, labels, tx, test[1], C=1.0, weights=weights)
+    repeated = linear_probe(x[rep], [labels[i] for i in rep], tx, test[1], C=1.0)
+    assert weighted["auc"] == pytest.approx(repeated["auc"], abs=2e-3)
+    # weights that zero out one class's signal change the fit
+    flat = linear_probe(x, labels, tx, test[1], C=1.0)
+    skew = [1.0 if y == labels[0] else 0.01 for y in labels]
+    skewed = linear_probe(x, labels, tx, test[1], C=1.0, weights=skew)
+    assert skewed["accuracy"] < flat["accuracy"]
+    with pytest.raises(ValueError, match="weights"):
+        linear_probe(x, labels, tx, test[1], weights=[-1.0] * len(labels))

@@ -179,5 +179,7 @@ def test_non_private_runs_keep_their_own_cache_file(tmp_path):
     nonprivate = resolve_cache_path(GenerationConfig(), out, private=False)
     assert nonprivate != dp
     assert nonprivate.name == "requests.nonprivate.sqlite"
-    own = resolve_cache_path(GenerationConfig(cache_path=str(tmp_path / "c.db")), out, private=False)
+    own = resolve_cache_path(
+        GenerationConfig(cache_path=str(tmp_path / "c.db")), out, private=False
+    )
     assert own == tmp_path / "c.nonprivate.db"

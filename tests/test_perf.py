@@ -114,12 +114,16 @@ def test_timings_json_has_every_stage_per_iteration_and_generator_tokens(counted
     assert gen["completion_tokens"] > 0 and gen["requests"] > 0
     assert "tokens_per_second" in gen and "seconds" in gen
     assert timings["wall_seconds"] >= sum(timings["totals"].values()) - 1e-3
-    assert timings["overlap_private"] is False  # auto: embedded generator and embedder share the CPU
+    assert (
+        timings["overlap_private"] is False
+    )  # auto: embedded generator and embedder share the CPU
     # Timings grow with N and the private texts: the operator's (RunResult.timings), not released.
     summary = counted_run["result"].summary
     assert counted_run["result"].timings["totals"] == timings["totals"]
     assert not {"stages_seconds", "wall_seconds"} & set(summary)
-    assert "seconds" not in summary["generation"] and "tokens_per_second" not in summary["generation"]
+    assert (
+        "seconds" not in summary["generation"] and "tokens_per_second" not in summary["generation"]
+    )
 
 
 # ---- the streamed vote --------------------------------------------------------------------------

@@ -138,7 +138,9 @@ def test_run_folder_holds_no_private_text_clean_count_or_private_cache(baseline,
 def test_same_config_and_seed_give_the_same_corpus(baseline, private_csv, llm, embedder, tmp_path):
     result, _ = baseline
     csv, _ = private_csv
-    again = pipeline.run(make_config(csv, tmp_path / "again"), show_progress=False, llm=llm, embedder=embedder)
+    again = pipeline.run(
+        make_config(csv, tmp_path / "again"), show_progress=False, llm=llm, embedder=embedder
+    )
     assert again.corpus_path.read_bytes() == result.corpus_path.read_bytes()
 
 
@@ -155,9 +157,13 @@ def test_resume_after_a_kill_gives_the_same_corpus_and_never_redraws_noise(
     stored = (tmp_path / "killed" / "state" / "votes_01.json").read_text()
     draws = []
     real_noise = mechanism.add_gaussian_noise
-    monkeypatch.setattr(mechanism, "add_gaussian_noise", lambda h, s, r: draws.append(s) or real_noise(h, s, r))
+    monkeypatch.setattr(
+        mechanism, "add_gaussian_noise", lambda h, s, r: draws.append(s) or real_noise(h, s, r)
+    )
     resumed = pipeline.run(cfg, resume=True, show_progress=False, llm=llm, embedder=embedder)
-    assert len(draws) == 1  # only the vote that had not happened yet (t=2); t=1 and class counts reused
+    assert (
+        len(draws) == 1
+    )  # only the vote that had not happened yet (t=2); t=1 and class counts reused
     assert (tmp_path / "killed" / "state" / "votes_01.json").read_text() == stored
     assert resumed.corpus_path.read_bytes() == result.corpus_path.read_bytes()
     a = json.loads((tmp_path / "killed" / "ledger.json").read_text())
@@ -168,7 +174,9 @@ def test_resume_after_a_kill_gives_the_same_corpus_and_never_redraws_noise(
 
 def test_fill_blanks_and_lookahead_run(private_csv, llm, embedder, tmp_path):
     csv, _ = private_csv
-    cfg = make_config(csv, tmp_path / "fb", generation__variation="mixed", pe__lookahead=1, pe__selection="prob")
+    cfg = make_config(
+        csv, tmp_path / "fb", generation__variation="mixed", pe__lookahead=1, pe__selection="prob"
+    )
     result = pipeline.run(cfg, show_progress=False, llm=llm, embedder=embedder)
     pop = json.loads((result.run_dir / "state" / "population_01.json").read_text())
     assert pop["lookahead"] and all(len(k) <= 1 for k in pop["lookahead"])
@@ -177,10 +185,17 @@ def test_fill_blanks_and_lookahead_run(private_csv, llm, embedder, tmp_path):
     assert np.isfinite(json.loads((result.run_dir / "ledger.json").read_text())["epsilon"])
 
 
-def test_a_relabel_run_killed_and_resumed_gives_the_same_corpus(private_csv, llm, embedder, tmp_path):
+def test_a_relabel_run_killed_and_resumed_gives_the_same_corpus(
+    private_csv, llm, embedder, tmp_path
+):
     csv, _ = private_csv
     opts = {"pe__relabel": True, "pe__lookahead": 1, "pe__output": "voted"}
-    whole = pipeline.run(make_config(csv, tmp_path / "whole", **opts), show_progress=False, llm=llm, embedder=embedder)
+    whole = pipeline.run(
+        make_config(csv, tmp_path / "whole", **opts),
+        show_progress=False,
+        llm=llm,
+        embedder=embedder,
+    )
     cfg = make_config(csv, tmp_path / "killed", **opts)
     with pytest.raises(KeyboardInterrupt):
         pipeline.run(cfg, show_progress=False, llm=SpyLLM(llm, crash_after=8), embedder=embedder)

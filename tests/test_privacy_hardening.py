@@ -334,7 +334,13 @@ def test_the_released_config_holds_no_machine_path(tmp_path: Path) -> None:
 def test_the_released_config_leaves_out_the_cluster_address() -> None:
     from augpe.release import public_config
 
-    cfg = {"execution": {"engine": "ray", "address": "ray://10.0.0.7:10001", "runtime_env": {"pip": ["x"]}}}
+    cfg = {
+        "execution": {
+            "engine": "ray",
+            "address": "ray://10.0.0.7:10001",
+            "runtime_env": {"pip": ["x"]},
+        }
+    }
     out = public_config(cfg)["execution"]
     assert out["engine"] == "ray" and "10.0.0.7" not in str(out) and "pip" not in str(out)
     assert cfg["execution"]["address"] == "ray://10.0.0.7:10001"  # the run's own config is kept

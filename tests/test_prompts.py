@@ -470,8 +470,10 @@ REPHRASE_ASK = (
     ("output", "instruction", "expected"),
     [
         (
-            ("Rewrite this positive, 5 stars product review in a friendly tone.\nI had a blast "
-            "eating those gummy bears! They're so sweet."),
+            (
+                "Rewrite this positive, 5 stars product review in a friendly tone.\nI had a blast "
+                "eating those gummy bears! They're so sweet."
+            ),
             REPHRASE_ASK,
             "I had a blast eating those gummy bears! They're so sweet.",
         ),
@@ -481,8 +483,10 @@ REPHRASE_ASK = (
             "The product is a delightful find.",
         ),
         (
-            ("Rewrite this positive, 5 stars product review in a calmer tone. With the added note, "
-            "I want to share my honest opinion."),
+            (
+                "Rewrite this positive, 5 stars product review in a calmer tone. With the added note, "
+                "I want to share my honest opinion."
+            ),
             REPHRASE_ASK,
             "With the added note, I want to share my honest opinion.",
         ),

@@ -75,9 +75,21 @@ def reference(tmp_path):
     return _artefacts(tmp_path / "ref")
 
 
-@pytest.mark.parametrize("where, at", [("generate", 1), ("generate", 2), ("generate", 3), ("generate", 4),
-                                       ("encode", 2), ("encode", 3), ("encode", 4)])
-def test_kill_anywhere_then_resume_gives_identical_corpus_and_ledger(tmp_path, reference, monkeypatch, where, at):
+@pytest.mark.parametrize(
+    "where, at",
+    [
+        ("generate", 1),
+        ("generate", 2),
+        ("generate", 3),
+        ("generate", 4),
+        ("encode", 2),
+        ("encode", 3),
+        ("encode", 4),
+    ],
+)
+def test_kill_anywhere_then_resume_gives_identical_corpus_and_ledger(
+    tmp_path, reference, monkeypatch, where, at
+):
     cfg = _cfg(tmp_path, f"killed-{where}-{at}")
     llm = PureLLM(at) if where == "generate" else PureLLM()
     emb = KillingEmbedder(at) if where == "encode" else HashEmbedder()
@@ -90,7 +102,9 @@ def test_kill_anywhere_then_resume_gives_identical_corpus_and_ledger(tmp_path, r
     stored = {p.name: p.read_bytes() for p in pathlib.Path(state).glob("votes_*.json")}
     draws: list[float] = []
     real = mechanism.add_gaussian_noise
-    monkeypatch.setattr(mechanism, "add_gaussian_noise", lambda h, s, r: draws.append(s) or real(h, s, r))
+    monkeypatch.setattr(
+        mechanism, "add_gaussian_noise", lambda h, s, r: draws.append(s) or real(h, s, r)
+    )
     pipeline.run(cfg, resume=True, show_progress=False, llm=PureLLM(), embedder=HashEmbedder())
     for name, blob in stored.items():  # histograms drawn before the kill are reused, unchanged
         assert (pathlib.Path(state) / name).read_bytes() == blob

@@ -37,11 +37,15 @@ def test_schedule_rejects_non_positive_weights():
 
 def test_config_schedule_must_have_one_weight_per_iteration():
     with pytest.raises(ConfigError, match="privacy.schedule has 2 weights but pe.iterations is 3"):
-        parse_config({"data": {"path": "x.csv"}, "privacy": {"schedule": [1, 2]}, "pe": {"iterations": 3}})
+        parse_config(
+            {"data": {"path": "x.csv"}, "privacy": {"schedule": [1, 2]}, "pe": {"iterations": 3}}
+        )
 
 
 def test_config_linear_schedule_weights():
-    cfg = parse_config({"data": {"path": "x.csv"}, "privacy": {"schedule": "linear"}, "pe": {"iterations": 3}})
+    cfg = parse_config(
+        {"data": {"path": "x.csv"}, "privacy": {"schedule": "linear"}, "pe": {"iterations": 3}}
+    )
     assert cfg.schedule_weights() == [1.0, 2.0, 3.0]
 
 

@@ -295,7 +295,52 @@ def test_output_policy_study_rederives_exactly_what_a_voted_run_releases(tmp_pat
         )
     names = ["negclass", "posclass"]
     got = policies(runs["selected"].run_dir, names)
-    released = [(r["text"], names.index(r["class"])) for r in runs["selected"].samples]
+    released = [(r["text"], names.index(r["class"]), 1.0) for r in runs["selected"].samples]
     assert got["released"] == released
-    voted = sorted((r["text"], names.index(r["class"])) for r in runs["voted"].samples)
+    voted = sorted((r["text"], names.index(r["class"]), 1.0) for r in runs["voted"].samples)
     assert voted and sorted(got["voted >= 2 sigma"]) == voted
+
+
+def test_soft_output_puts_each_text_under_every_class_its_noisy_cells_vouch_for() -> None:
+    from augpe.pe.loop import PEResult, vote_cells
+
+    samples = [Sample(f"s{i}", f"text {i}", i % 2, 1, None, "m", "random") for i in range(3)]
+    noisy = np.array([9.0, 4.0, 0.5, 7.0, 3.0, -2.0])  # (candidate, voter class) bins
+    cells = vote_cells(samples, noisy, np.array([0, 1, -1]), 2, cross=True)
+    assert list(cells) == ["s0", "s1"]  # the near-duplicate (-1) is not a candidate
+    soft = PEResult.soft(cells, least=3.5)
+    got = [(s.id, s.text, s.class_id, soft.weights[s.id]) for s in soft.output]
+    assert got == [("s0", "text 0", 0, 9.0), ("s0~1", "text 0", 1, 4.0), ("s1", "text 1", 1, 7.0)]
+    assert soft.votes == soft.weights
+    # a per-class vote has one cell per candidate: its own class
+    own = vote_cells(samples[:2], np.array([5.0, 1.0]), np.array([0, 1]), 2, cross=False)
+    assert [(s.id, s.class_id) for s in PEResult.soft(own, 2.0).output] == [("s0", 0)]
+
+
+def test_soft_output_run_releases_weighted_rows_the_study_rederives(tmp_path: Path) -> None:
+    """pe.output=soft: every row is a (text, class) cell with >= 1 sigma of noisy votes, its
+    weight that count; benchmarks/output_policy.py re-derives the same corpus from the stored
+    votes; and the evaluator reads the weights back."""
+    from augpe.evaluate.corpus import load_run_corpus
+    from benchmarks.output_policy import policies
+
+    data = write_jsonl(tmp_path / "d.jsonl", private_rows(200))
+    cfg = small_config(
+        data,
+        tmp_path / "s",
+        4.0,
+        pe={"iterations": 2, "samples": 10, "relabel": True, "output": "soft"},
+    )
+    result = pipeline.run(
+        cfg, show_progress=False, llm=FakeLLM(public_pool(30)), embedder=HashEmbedder(32)
+    )
+    sigma = max(e.sigma for e in result.ledger.events if e.kind == "vote_histogram")
+    rows = result.samples
+    assert rows and len({r["id"] for r in rows}) == len(rows)
+    assert all(r["weight"] == r["noisy_votes"] >= max(sigma, 1.0) - 1e-3 for r in rows)
+    names = ["negclass", "posclass"]
+    study = policies(result.run_dir, names)["soft every iteration >= 1 sigma"]
+    released = [(r["text"], names.index(r["class"]), r["weight"]) for r in rows]
+    assert sorted(released) == sorted((t, c, round(w, 4)) for t, c, w in study)
+    corpus = load_run_corpus(result.run_dir)
+    assert corpus.weights == [r["weight"] for r in rows]

@@ -125,16 +125,19 @@ class PEConfig(_Section):
     keep_parents: bool = True
     lookahead: int = Field(0, ge=0, description="d: vote with the mean embedding of d variations")
     lookahead_include_self: bool = True
-    output: Literal["selected", "all", "union", "voted"] = Field(
+    output: Literal["selected", "all", "union", "voted", "soft"] = Field(
         "selected",
         description="selected: the last selection; all: the last population; union: every sample "
         "selected in any iteration; voted: every candidate of any iteration whose latest noisy "
-        "vote is at least pe.min_votes",
+        "vote is at least pe.min_votes; soft: every candidate of any iteration under every class "
+        "whose latest noisy vote cell is at least pe.min_votes, with that count as its `weight` "
+        "(a text may appear under two classes: a soft label)",
     )
     min_votes: float | None = Field(
         None,
-        description="pe.output=voted keeps the candidates with at least this many noisy votes "
-        "(default: twice the vote's noise sigma, so a candidate no record voted for rarely passes)",
+        description="pe.output=voted / soft keeps the (candidate, class) cells with at least this "
+        "many noisy votes (default: twice the vote's noise sigma for voted, once for soft; at "
+        "least one vote)",
     )
     dedup: float = Field(
         0.0,

@@ -39,8 +39,11 @@ class TextCorpus:
     name: str = ""
     epsilon: float | None = None  # the DP budget the corpus was made with, when known
     meta: dict[str, Any] = field(default_factory=dict)
+    weights: list[float] | None = None  # per-text training weights (a `soft` corpus's `weight`)
 
     def __post_init__(self) -> None:
+        if self.weights is not None and len(self.weights) != len(self.texts):
+            raise ValueError(f"{len(self.weights)} weights for {len(self.texts)} texts")
         for col, values in self.labels.items():
             if len(values) != len(self.texts):
                 raise ValueError(
@@ -69,6 +72,7 @@ class TextCorpus:
             self.name,
             self.epsilon,
             {**self.meta, "subsampled_from": len(self)},
+            None if self.weights is None else [self.weights[i] for i in idx],
         )
 
 
@@ -184,7 +188,19 @@ def read_synthetic_jsonl(
     columns: list[str] | None = None
     labels: dict[str, list[str]] = {}
     iterations: list[int] = []
+    weights: list[float] = []
+    weighted = "weight" in rows[0]
     for i, r in enumerate(rows, start=1):
+        if weighted != ("weight" in r):
+            raise DataError(
+                f"{p}: line {i} {'lacks' if weighted else 'has'} a 'weight' (line 1 "
+                f"{'has' if weighted else 'lacks'} one)"
+            )
+        if weighted:
+            w = _as_float(r["weight"])
+            if w is None or not np.isfinite(w) or w < 0:
+                raise DataError(f"{p}: line {i} has weight {r['weight']!r}, not a number >= 0")
+            weights.append(w)
         text = r.get("text")
         if not isinstance(text, str):
             raise DataError(f"{p}: line {i} has no 'text' string")
@@ -205,7 +221,8 @@ def read_synthetic_jsonl(
             labels[c].append(v)
         texts.append(text.strip())
         iterations.append(int(r.get("iteration") or 0))
-    return TextCorpus(texts, labels, str(p), name, epsilon, {"iterations": iterations})
+    meta = {"iterations": iterations}
+    return TextCorpus(texts, labels, str(p), name, epsilon, meta, weights if weighted else None)
 
 
 def load_run_corpus(run_dir: str | Path, name: str = "synthetic") -> TextCorpus:

@@ -106,12 +106,15 @@ def linear_probe(
     test_emb: np.ndarray,
     test_y: Sequence[str],
     C: float | None = None,
+    weights: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Fast tier: logistic regression on L2-normalised frozen embeddings.
 
     `C=None` picks the inverse regularisation from `PROBE_CS` by stratified k-fold cross-validation
     on the TRAINING corpus only (the real test split is never looked at): a fixed C=1 on a few dozen
     unit vectors regularises so hard that every corpus collapses to the majority class.
+    `weights`: one non-negative weight per training text (a corpus's `weight` column), used in
+    the fit and in the cross-validation's fits.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -128,9 +131,10 @@ def linear_probe(
         return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
     X, y = unit(train_emb), list(train_y)
-    chosen = C if C is not None else choose_C(X, y)
+    w = _weights(weights, len(y))
+    chosen = C if C is not None else choose_C(X, y, weights=w)
     clf = LogisticRegression(C=chosen, max_iter=2000)
-    clf.fit(X, y)
+    clf.fit(X, y, sample_weight=w)
     pred = clf.predict(unit(test_emb)).tolist()
     return {
         **base,
@@ -146,19 +150,46 @@ PROBE_CS = (0.1, 1.0, 10.0, 100.0)
 FALLBACK_C = 10.0  # when a class has too few samples to cross-validate
 
 
-def choose_C(X: np.ndarray, y: Sequence[str], folds: int = 5, seed: int = 0) -> float:
-    """The C of PROBE_CS with the best mean held-out accuracy (ties: the smaller C), on the training set."""
+def _weights(weights: Sequence[float] | None, n: int) -> np.ndarray | None:
+    if weights is None:
+        return None
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(
+            f"linear_probe: weights must be {n} finite non-negative numbers, not all zero"
+        )
+    return w
+
+
+def choose_C(
+    X: np.ndarray,
+    y: Sequence[str],
+    folds: int = 5,
+    seed: int = 0,
+    weights: np.ndarray | None = None,
+) -> float:
+    """The C of PROBE_CS with the best mean held-out accuracy (ties: the smaller C), on the
+    training set; with `weights`, the fits and the held-out accuracy are weighted."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import StratifiedKFold
 
     k = min(folds, min(Counter(y).values()))
     if k < 2:
         return FALLBACK_C
     cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    scores = [
-        float(np.mean(cross_val_score(LogisticRegression(C=c, max_iter=2000), X, y, cv=cv)))
-        for c in PROBE_CS
-    ]
+    ya = np.asarray(y)
+    w = np.ones(len(ya)) if weights is None else weights
+    splits = list(cv.split(X, ya))
+
+    def held_out(c: float) -> float:
+        accs = []
+        for tr, te in splits:
+            clf = LogisticRegression(C=c, max_iter=2000).fit(X[tr], ya[tr], sample_weight=w[tr])
+            hit = clf.predict(X[te]) == ya[te]
+            accs.append(float(np.average(hit, weights=w[te])) if w[te].sum() > 0 else 0.0)
+        return float(np.mean(accs))
+
+    scores = [held_out(c) for c in PROBE_CS]
     return PROBE_CS[int(np.argmax(scores))]  # argmax returns the first (smallest C) on ties
 
 
@@ -258,8 +289,11 @@ def finetune_classifier(
     settings: FinetuneSettings | None = None,
     val_texts: Sequence[str] | None = None,
     val_y: Sequence[str] | None = None,
+    weights: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Papers' tier: fine-tune `settings.model`, best epoch by validation accuracy, mean +- std over seeds.
+
+    `weights` (a `soft` corpus): the training loss is the weight-averaged cross-entropy.
 
     Validation: the given (real) validation split, else a stratified `val_fraction` of the training
     corpus. The test accuracy reported for a seed is the one at its best validation epoch.
@@ -269,6 +303,7 @@ def finetune_classifier(
     s = settings or FinetuneSettings()
     if len(train_y) == 0:
         raise ValueError("finetune_classifier: empty training set")
+    w_all = _weights(weights, len(train_y))
     base = _label_report(train_y, test_y)
     base.update({"tier": "paper", "model": s.model, "settings": s.to_dict()})
     if (deg := _degenerate(train_y, test_y, base)) is not None:
@@ -295,6 +330,7 @@ def finetune_classifier(
             )
         tr_texts = [train_texts[i] for i in tr_idx.tolist()]
         tr_lab = torch.tensor([cid[train_y[i]] for i in tr_idx.tolist()])
+        tr_w = torch.ones(len(tr_idx)) if w_all is None else torch.tensor(w_all[tr_idx]).float()
         model = _build_classifier(s.model, len(classes), tok, s.max_length).to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=s.weight_decay)
         steps = s.epochs * math.ceil(len(tr_texts) / s.batch_size)
@@ -306,7 +342,12 @@ def finetune_classifier(
             model.train()
             for b in batches(len(tr_texts), s.batch_size, rng):
                 enc = _encode(tok, tr_texts, b, s.max_length, device)
-                loss = model(**enc, labels=tr_lab[b].to(device)).loss
+                logits = model(**enc).logits
+                per_text = torch.nn.functional.cross_entropy(
+                    logits, tr_lab[b].to(device), reduction="none"
+                )
+                w = tr_w[b].to(device)
+                loss = (per_text * w).sum() / w.sum().clamp_min(1e-12)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()

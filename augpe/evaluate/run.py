@@ -123,7 +123,9 @@ def measure(
         per_col: dict[str, Any] = {}
         for col in columns:
             if tier == "fast":
-                per_col[col] = linear_probe(e, c.labels[col], test_emb, test.labels[col], C=opts.C)
+                per_col[col] = linear_probe(
+                    e, c.labels[col], test_emb, test.labels[col], C=opts.C, weights=c.weights
+                )
             else:
                 log.info(
                     "papers' tier: fine-tuning %s on %s (%s)", opts.finetune.model, c.name, col
@@ -136,6 +138,7 @@ def measure(
                     opts.finetune,
                     val.texts if val else None,
                     val.labels[col] if val else None,
+                    c.weights,
                 )
         if per_col:
             out["downstream"][tier] = per_col

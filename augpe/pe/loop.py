@@ -47,10 +47,23 @@ class Candidates:
 class PEResult:
     output: list[Sample]
     votes: dict[str, float]  # noisy votes of each output sample at the final iteration
+    weights: dict[str, float] = field(default_factory=dict)  # output `soft`: training weights
 
     @classmethod
     def of(cls, picked: dict[str, tuple[Sample, float]]) -> PEResult:
         return cls([s for s, _ in picked.values()], {k: v for k, (_, v) in picked.items()})
+
+    @classmethod
+    def soft(cls, cells: dict[str, tuple[Sample, np.ndarray]], least: float) -> PEResult:
+        """Every (candidate, class) cell with at least `least` noisy votes: the text under that
+        class, weighted by the cell (a soft label; the copy under a second class gets a new id)."""
+        out, votes = [], {}
+        for s, row in cells.values():
+            for c in np.flatnonzero(row >= least).tolist():
+                sid = s.id if c == s.class_id else f"{s.id}~{c}"
+                out.append(replace(s, id=sid, class_id=c))
+                votes[sid] = float(row[c])
+        return cls(out, votes, dict(votes))
 
 
 def evolve(
@@ -69,6 +82,7 @@ def evolve(
     L, T = cfg.variations, cfg.iterations
     chosen: dict[str, tuple[Sample, float]] = {}  # every selected parent and its latest noisy vote
     voted: dict[str, tuple[Sample, float]] = {}  # every candidate voted on, its latest noisy vote
+    cells: dict[str, tuple[Sample, np.ndarray]] = {}  # ... and its latest noisy cell per class
     with timer.stage(0, "generate"):
         gen = state.population(0, lambda: initial_population(apis, sizes, L, cfg.lookahead))
     for t in range(1, T + 1):
@@ -77,6 +91,7 @@ def evolve(
             voters = vote_classes(gen.samples, emb, cfg.dedup)  # near-duplicates get no vote
         with timer.stage(t, "vote"):
             noisy = state.noisy_votes(t, gen.samples, partial(vote, emb, voters))  # + N(0, s_t^2)
+            cells.update(vote_cells(gen.samples, noisy, voters, sizes.size, cfg.relabel))
             # cross-class vote: a candidate takes its voters' (noisy) majority label
             if cfg.relabel:
                 gen, noisy, voters = relabel(gen, noisy, voters)
@@ -89,6 +104,8 @@ def evolve(
             if cfg.output == "voted":  # every candidate any iteration's noisy vote vouches for
                 least = cfg.min_votes or 0.0
                 return PEResult.of({k: sv for k, sv in voted.items() if sv[1] >= least})
+            if cfg.output == "soft":  # ... under every class whose noisy cell vouches for it
+                return PEResult.soft(cells, cfg.min_votes or 0.0)
             return final_output(gen, noisy, parents, cfg.output, chosen, voters)
         with timer.stage(t, "generate"):
             gen = state.population(t, partial(next_population, apis, gen, parents, L, cfg, t))
@@ -177,6 +194,20 @@ def relabel(
     samples = [moved(s, int(c)) for s, c in zip(gen.samples, labels, strict=True)]
     kids = [[moved(k, int(c)) for k in ks] for ks, c in zip(gen.lookahead, labels, strict=False)]
     return Candidates(samples, kids), score, np.where(voters >= 0, labels, -1)
+
+
+def vote_cells(
+    samples: list[Sample], noisy: np.ndarray, voters: np.ndarray, n_classes: int, cross: bool
+) -> dict[str, tuple[Sample, np.ndarray]]:
+    """Each candidate that could be voted for and its noisy votes per voter class: the row of the
+    cross-class histogram, or (per-class vote) its one count in its own class, -inf elsewhere."""
+    n = len(samples)
+    if cross:
+        table = noisy.reshape(n, n_classes)
+    else:
+        table = np.full((n, n_classes), -np.inf)
+        table[np.arange(n), np.maximum(voters, 0)] = noisy
+    return {samples[i].id: (samples[i], table[i]) for i in np.flatnonzero(voters >= 0).tolist()}
 
 
 def remember(

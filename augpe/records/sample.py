@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 # Column names of the synthetic corpus (JSONL), in one place.
-ID, TEXT, CLASS, LABELS, ITERATION, PARENT, MODEL, OP, VOTES = (
+ID, TEXT, CLASS, LABELS, ITERATION, PARENT, MODEL, OP, VOTES, WEIGHT = (
     "id",
     "text",
     "class",
@@ -18,6 +18,7 @@ ID, TEXT, CLASS, LABELS, ITERATION, PARENT, MODEL, OP, VOTES = (
     "model",
     "op",
     "noisy_votes",
+    "weight",
 )
 
 
@@ -44,10 +45,15 @@ def class_array(samples: list[Sample]) -> np.ndarray:
 
 
 def corpus_record(
-    s: Sample, class_names: list[str], class_labels: list[dict[str, str]], votes: float | None
+    s: Sample,
+    class_names: list[str],
+    class_labels: list[dict[str, str]],
+    votes: float | None,
+    weight: float | None = None,
 ) -> dict[str, Any]:
-    """One line of the released corpus: text, labels, lineage, the (noisy) votes it got."""
-    return {
+    """One line of the released corpus: text, labels, lineage, the (noisy) votes it got, and
+    (output `soft`) its training weight."""
+    row = {
         ID: s.id,
         TEXT: s.text,
         CLASS: class_names[s.class_id],
@@ -58,3 +64,6 @@ def corpus_record(
         OP: s.op,
         VOTES: None if votes is None else round(float(votes), 4),
     }
+    if weight is not None:
+        row[WEIGHT] = round(float(weight), 4)
+    return row

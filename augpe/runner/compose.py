@@ -104,11 +104,13 @@ def run(
 
 
 def resolved_pe(cfg: Config, plan: ReleasePlan) -> PEConfig:
-    """cfg.pe with min_votes filled in: twice the vote's sigma (at least one vote)."""
+    """cfg.pe with min_votes filled in: twice the vote's sigma for output voted, once for soft
+    (at least one vote)."""
     if cfg.pe.min_votes is not None or not plan.votes:
         return cfg.pe
     sigma = max(v.sigma for v in plan.votes)
-    return cfg.pe.model_copy(update={"min_votes": min_votes_for(sigma)})
+    sigmas = 1.0 if cfg.pe.output == "soft" else 2.0
+    return cfg.pe.model_copy(update={"min_votes": min_votes_for(sigma, sigmas)})
 
 
 def _run_loaded(
@@ -150,7 +152,9 @@ def _run_loaded(
 
     # 5. Outputs (atomic): the corpus, the summary (released), the timings (the operator's).
     rows = [
-        corpus_record(s, data.class_names, data.class_labels, result.votes.get(s.id))
+        corpus_record(
+            s, data.class_names, data.class_labels, result.votes.get(s.id), result.weights.get(s.id)
+        )
         for s in result.output
     ]
     write_jsonl(layout.corpus, rows)
