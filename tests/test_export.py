@@ -242,3 +242,24 @@ def test_release_refuses_an_out_folder_that_is_the_run_or_inside_it(
         with pytest.raises(ReleaseError):
             release_dataset(result.run_dir, bad, "csv")
     assert not (result.run_dir / "out").exists()
+
+
+def test_a_soft_corpus_keeps_its_weight_column_in_every_format(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "private.jsonl", private_rows(200, seed=4))
+    cfg = small_config(
+        data, tmp_path / "run", 4.0, pe={"iterations": 2, "relabel": True, "output": "soft"}
+    )
+    result = run(cfg, show_progress=False, llm=FakeLLM(public_pool(40)), embedder=HashEmbedder(64))
+    weights = [r["weight"] for r in result.samples]
+    assert weights and min(weights) > 0
+    release_dataset(result.run_dir, tmp_path / "pq", "parquet")
+    df = pd.read_parquet(tmp_path / "pq" / "data" / "train.parquet")
+    assert list(df.columns) == ["text", "label", "weight"] and df["weight"].tolist() == weights
+    release_dataset(result.run_dir, tmp_path / "hf", "hf")
+    ds = datasets.load_from_disk(str(tmp_path / "hf"))
+    assert ds.features["weight"].dtype == "float64" and ds["weight"] == weights
+    release_dataset(result.run_dir, tmp_path / "csv", "csv")
+    csv = pd.read_csv(tmp_path / "csv" / "data" / "train.csv")
+    assert csv["weight"].tolist() == pytest.approx(weights)
+    card = (tmp_path / "pq" / "README.md").read_text()
+    assert "`weight` (output `soft`" in card and "train with these weights" in card

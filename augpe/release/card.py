@@ -301,6 +301,12 @@ def build_card(
             if labels
             else ""
         )
+        + (
+            ", `weight` (output `soft`: a text appears once under each class whose noisy vote "
+            "count cleared the threshold, weighted by that count; train with these weights)"
+            if table.weights is not None
+            else ""
+        )
         + f". Rows per class (counts of synthetic rows, not of private records; {_sizes_note(cfg)}):",
         "",
         "| class | rows |",

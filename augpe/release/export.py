@@ -66,6 +66,7 @@ DATA_FILES = {
 }
 """Where each format's table lies in OUT (a glob for hf: save_to_disk names its shards)."""
 TEXT_COLUMN = "text"
+WEIGHT_COLUMN = "weight"  # output `soft`: each row's training weight (its noisy vote count)
 
 
 @dataclass(frozen=True)
@@ -74,17 +75,20 @@ class ExportTable:
 
     texts: list[str]
     labels: dict[str, list[str]]
+    weights: list[float] | None = None  # a `soft` corpus: the `weight` column, last
 
     def __post_init__(self) -> None:
-        if TEXT_COLUMN in self.labels:
-            raise AugpeError(
-                f"a label column is named '{TEXT_COLUMN}', the name of the text column of the "
-                "release; rename the label column (data.label_columns) to export this corpus"
-            )
+        for name in (TEXT_COLUMN, WEIGHT_COLUMN):
+            if name in self.labels:
+                raise AugpeError(
+                    f"a label column is named '{name}', the name of a column of the release; "
+                    "rename the label column (data.label_columns) to export this corpus"
+                )
 
     @property
-    def columns(self) -> dict[str, list[str]]:
-        return {TEXT_COLUMN: self.texts, **self.labels}
+    def columns(self) -> dict[str, list[Any]]:
+        weight = {} if self.weights is None else {WEIGHT_COLUMN: self.weights}
+        return {TEXT_COLUMN: self.texts, **self.labels, **weight}
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -105,7 +109,15 @@ def read_released_corpus(folder: str | os.PathLike[str]) -> ExportTable:
     columns = [c for c in order if c in corpus.labels] + [
         c for c in corpus.labels if c not in order
     ]
-    return ExportTable(list(corpus.texts), {c: list(corpus.labels[c]) for c in columns})
+    return ExportTable(
+        list(corpus.texts), {c: list(corpus.labels[c]) for c in columns}, corpus.weights
+    )
+
+
+def _arrow_type(column: str) -> Any:
+    import pyarrow as pa
+
+    return pa.float64() if column == WEIGHT_COLUMN else pa.string()
 
 
 # ---- writers ---------------------------------------------------------------------------------
@@ -127,7 +139,7 @@ def write_table(table: ExportTable, folder: Path, fmt: str) -> list[Path]:
         path = folder / DATA_FILES["parquet"]
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(
-            pa.table({k: pa.array(v, pa.string()) for k, v in table.columns.items()}), path
+            pa.table({k: pa.array(v, _arrow_type(k)) for k, v in table.columns.items()}), path
         )
         return [path]
     if fmt == "hf":
@@ -136,7 +148,12 @@ def write_table(table: ExportTable, folder: Path, fmt: str) -> list[Path]:
         except ImportError:
             raise missing_dependency("datasets", "hf") from None
         before = {p for p in folder.rglob("*") if p.is_file()}
-        features = datasets.Features({k: datasets.Value("string") for k in table.columns})
+        features = datasets.Features(
+            {
+                k: datasets.Value("float64" if k == WEIGHT_COLUMN else "string")
+                for k in table.columns
+            }
+        )
         ds = datasets.Dataset.from_dict(table.columns, features=features)
         ds.save_to_disk(str(folder))
         return sorted(p for p in folder.rglob("*") if p.is_file() and p not in before)
