@@ -36,6 +36,7 @@ LEVERS = {  # each lever's settings, added to BASE (a variant may combine severa
     "all": ["pe.output=all"],
     "relabel": ["pe.relabel=true"],
     "voted": ["pe.output=voted"],
+    "soft": ["pe.output=soft"],  # every voted (text, class) cell >= 1 sigma, weighted by it
     "k4": ["pe.k=4"],  # each record votes 1/2 for its 4 nearest: twice the votes per candidate
     "keywords": ["privacy.keywords=true"],
 }
@@ -75,6 +76,8 @@ VARIANTS: list[tuple[str, list[str]]] = [
     ("+relabel+all", ["relabel", "all"]),
     ("+voted", ["voted"]),
     ("+relabel+voted", ["relabel", "voted"]),
+    ("+relabel+soft", ["relabel", "soft"]),
+    ("+soft", ["soft"]),
     ("+relabel+k4", ["relabel", "k4"]),
     ("+tidy", ["tidy"]),
     ("+dedup", ["dedup"]),

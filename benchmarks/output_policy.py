@@ -74,7 +74,7 @@ def policies(run: Path, class_names: list[str]) -> dict[str, Corpus]:
             (s.text, s.class_id, 1.0) for s, v in latest.values() if v >= least
         ]
     for k in (0.0, 1.0, 2.0):
-        least = max(k * sigma, 1e-9)
+        least = min_votes_for(sigma, k) if k else 1e-9
         for name, pool in (("last", last_cells), ("every iteration", cells)):
             soft = PEResult.soft(pool, least)
             out[f"soft {name} >= {k:g} sigma"] = [

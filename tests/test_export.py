@@ -39,7 +39,8 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, RunResul
 def _expected(run_dir: Path) -> dict[str, list[str]]:
     """The corpus as the receiver should see it, read straight from synthetic.jsonl."""
     rows = [json.loads(x) for x in (run_dir / "synthetic.jsonl").read_text().splitlines() if x]
-    return {"text": [r["text"] for r in rows], "label": [r["labels"]["label"] for r in rows]}
+    out = {"text": [r["text"] for r in rows], "label": [r["labels"]["label"] for r in rows]}
+    return out | ({"weight": [r["weight"] for r in rows]} if "weight" in rows[0] else {})
 
 
 def _no_staging_left(out: Path) -> None:
@@ -65,7 +66,7 @@ def test_csv_round_trips_through_pandas(finished: tuple[Config, RunResult], tmp_
     _, result = finished
     release_dataset(result.run_dir, tmp_path / "out", "csv")
     df = pd.read_csv(tmp_path / "out" / "data" / "train.csv")
-    assert list(df.columns) == ["text", "label"]
+    assert list(df.columns) == ["text", "label", "weight"]
     assert df.to_dict("list") == _expected(result.run_dir)
 
 
@@ -77,12 +78,12 @@ def test_parquet_round_trips_through_pandas_pyarrow_and_datasets(
     path = tmp_path / "out" / "data" / "train.parquet"
     expected = _expected(result.run_dir)
     df = pd.read_parquet(path)
-    assert list(df.columns) == ["text", "label"] and df.to_dict("list") == expected
+    assert list(df.columns) == ["text", "label", "weight"] and df.to_dict("list") == expected
     assert pq.read_table(path).to_pydict() == expected
     ds = datasets.load_dataset(
         "parquet", data_files=str(path), split="train", cache_dir=str(tmp_path / "hf-cache")
     )
-    assert ds.column_names == ["text", "label"] and ds.to_dict() == expected
+    assert ds.column_names == ["text", "label", "weight"] and ds.to_dict() == expected
 
 
 def test_hf_round_trips_through_load_from_disk(
@@ -91,7 +92,7 @@ def test_hf_round_trips_through_load_from_disk(
     _, result = finished
     release_dataset(result.run_dir, tmp_path / "out", "hf")
     ds = datasets.load_from_disk(str(tmp_path / "out"))
-    assert ds.column_names == ["text", "label"]
+    assert ds.column_names == ["text", "label", "weight"]
     assert ds.to_dict() == _expected(result.run_dir)
     assert (tmp_path / "out" / "README.md").is_file()  # the card sits beside the arrow files
 
@@ -114,18 +115,16 @@ def test_load_dataset_of_the_release_folder_reads_the_table_the_card_names(
         assert ds.to_dict() == expected
 
 
-def test_no_column_but_text_and_the_labels(
+def test_no_column_but_text_the_labels_and_the_weight(
     finished: tuple[Config, RunResult], tmp_path: Path
 ) -> None:
-    _, result = finished
+    _, result = finished  # the default output, soft: a weight column
     for fmt in ("csv", "parquet", "hf"):
         release_dataset(result.run_dir, tmp_path / fmt, fmt)
-    assert list(pd.read_csv(tmp_path / "csv" / "data" / "train.csv").columns) == ["text", "label"]
-    assert pq.read_schema(tmp_path / "parquet" / "data" / "train.parquet").names == [
-        "text",
-        "label",
-    ]
-    assert list(datasets.load_from_disk(str(tmp_path / "hf")).features) == ["text", "label"]
+    names = ["text", "label", "weight"]
+    assert list(pd.read_csv(tmp_path / "csv" / "data" / "train.csv").columns) == names
+    assert pq.read_schema(tmp_path / "parquet" / "data" / "train.parquet").names == names
+    assert list(datasets.load_from_disk(str(tmp_path / "hf")).features) == names
 
 
 # ---- the scan over converted files ------------------------------------------------------------

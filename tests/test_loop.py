@@ -76,7 +76,7 @@ def test_the_loop_votes_once_per_iteration_and_releases_every_vote_through_the_s
 
 def test_parents_follow_the_noisy_release_not_the_clean_vote() -> None:
     state = MemoryState(later_wins)
-    result = evolve_with(state=state)
+    result = evolve_with(state=state, output="selected")
     first, second = samples(state, 0), samples(state, 1)
     clean_top = {first[0].id, first[2].id}  # the first candidate of each class
     parents = noisy_top(state, 1)

@@ -126,7 +126,7 @@ class PEConfig(_Section):
     lookahead: int = Field(0, ge=0, description="d: vote with the mean embedding of d variations")
     lookahead_include_self: bool = True
     output: Literal["selected", "all", "union", "voted", "soft"] = Field(
-        "selected",
+        "soft",
         description="selected: the last selection; all: the last population; union: every sample "
         "selected in any iteration; voted: every candidate of any iteration whose latest noisy "
         "vote is at least pe.min_votes; soft: every candidate of any iteration under every class "
@@ -136,8 +136,7 @@ class PEConfig(_Section):
     min_votes: float | None = Field(
         None,
         description="pe.output=voted / soft keeps the (candidate, class) cells with at least this "
-        "many noisy votes (default: twice the vote's noise sigma for voted, once for soft; at "
-        "least one vote)",
+        "many noisy votes (default: twice the vote's noise sigma, and at least one vote)",
     )
     dedup: float = Field(
         0.0,

@@ -104,13 +104,11 @@ def run(
 
 
 def resolved_pe(cfg: Config, plan: ReleasePlan) -> PEConfig:
-    """cfg.pe with min_votes filled in: twice the vote's sigma for output voted, once for soft
-    (at least one vote)."""
+    """cfg.pe with min_votes filled in: twice the vote's sigma (at least one vote)."""
     if cfg.pe.min_votes is not None or not plan.votes:
         return cfg.pe
     sigma = max(v.sigma for v in plan.votes)
-    sigmas = 1.0 if cfg.pe.output == "soft" else 2.0
-    return cfg.pe.model_copy(update={"min_votes": min_votes_for(sigma, sigmas)})
+    return cfg.pe.model_copy(update={"min_votes": min_votes_for(sigma)})
 
 
 def _run_loaded(
