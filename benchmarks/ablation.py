@@ -36,7 +36,7 @@ LEVERS = {  # each lever's settings, added to BASE (a variant may combine severa
     "all": ["pe.output=all"],
     "relabel": ["pe.relabel=true"],
     "voted": ["pe.output=voted"],
-    "soft": ["pe.output=soft"],  # every voted (text, class) cell >= 1 sigma, weighted by it
+    "soft": ["pe.output=soft"],  # every voted (text, class) cell >= 2 sigma, weighted by it
     "k4": ["pe.k=4"],  # each record votes 1/2 for its 4 nearest: twice the votes per candidate
     "keywords": ["privacy.keywords=true"],
 }

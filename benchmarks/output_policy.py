@@ -78,7 +78,7 @@ def policies(run: Path, class_names: list[str]) -> dict[str, Corpus]:
         for name, pool in (("last", last_cells), ("every iteration", cells)):
             soft = PEResult.soft(pool, least)
             out[f"soft {name} >= {k:g} sigma"] = [
-                (x.text, x.class_id, soft.weights[x.id]) for x in soft.output
+                (x.text, x.class_id, soft.votes[x.id]) for x in soft.output
             ]
     return out
 

@@ -309,9 +309,9 @@ def test_soft_output_puts_each_text_under_every_class_its_noisy_cells_vouch_for(
     cells = vote_cells(samples, noisy, np.array([0, 1, -1]), 2, cross=True)
     assert list(cells) == ["s0", "s1"]  # the near-duplicate (-1) is not a candidate
     soft = PEResult.soft(cells, least=3.5)
-    got = [(s.id, s.text, s.class_id, soft.weights[s.id]) for s in soft.output]
+    got = [(s.id, s.text, s.class_id, soft.votes[s.id]) for s in soft.output]
     assert got == [("s0", "text 0", 0, 9.0), ("s0~1", "text 0", 1, 4.0), ("s1", "text 1", 1, 7.0)]
-    assert soft.votes == soft.weights
+    assert soft.weighted  # the noisy votes are the training weights
     # a per-class vote has one cell per candidate: its own class
     own = vote_cells(samples[:2], np.array([5.0, 1.0]), np.array([0, 1]), 2, cross=False)
     assert [(s.id, s.class_id) for s in PEResult.soft(own, 2.0).output] == [("s0", 0)]

@@ -155,9 +155,7 @@ def _weights(weights: Sequence[float] | None, n: int) -> np.ndarray | None:
         return None
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != (n,) or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(
-            f"linear_probe: weights must be {n} finite non-negative numbers, not all zero"
-        )
+        raise ValueError(f"training weights must be {n} finite non-negative numbers, not all zero")
     return w
 
 

@@ -47,7 +47,7 @@ class Candidates:
 class PEResult:
     output: list[Sample]
     votes: dict[str, float]  # noisy votes of each output sample at the final iteration
-    weights: dict[str, float] = field(default_factory=dict)  # output `soft`: training weights
+    weighted: bool = False  # output `soft`: each sample's noisy votes are its training weight
 
     @classmethod
     def of(cls, picked: dict[str, tuple[Sample, float]]) -> PEResult:
@@ -63,7 +63,7 @@ class PEResult:
                 sid = s.id if c == s.class_id else f"{s.id}~{c}"
                 out.append(replace(s, id=sid, class_id=c))
                 votes[sid] = float(row[c])
-        return cls(out, votes, dict(votes))
+        return cls(out, votes, weighted=True)
 
 
 def evolve(

@@ -149,12 +149,11 @@ def _run_loaded(
     ledger.assert_within_target()
 
     # 5. Outputs (atomic): the corpus, the summary (released), the timings (the operator's).
-    rows = [
-        corpus_record(
-            s, data.class_names, data.class_labels, result.votes.get(s.id), result.weights.get(s.id)
-        )
-        for s in result.output
-    ]
+    rows = []
+    for s in result.output:
+        votes = result.votes.get(s.id)  # output `soft`: also the row's training weight
+        weight = votes if result.weighted else None
+        rows.append(corpus_record(s, data.class_names, data.class_labels, votes, weight))
     write_jsonl(layout.corpus, rows)
     timings = timings_of(timer, llm, overlap)
     write_json(layout.timings, timings)
