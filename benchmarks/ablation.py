@@ -27,6 +27,7 @@ BASE = [  # the demo's settings before issue 12: every lever off
     "pe.dedup=0",
     "pe.output=selected",
     "pe.relabel=false",
+    "pe.k=1",
     "privacy.keywords=false",
 ]
 LEVERS = {  # each lever's settings, added to BASE (a variant may combine several)

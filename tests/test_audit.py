@@ -178,7 +178,8 @@ def _leaky_setup(
         tmp_path / "run",
         epsilon,
         privacy={"class_counts": "uniform"},
-        pe={"iterations": 2, "samples": 750, "variations": 2, "selection": "prob"},
+        # one vote per record (k = 1): the power figures below are for the sharpest vote
+        pe={"iterations": 2, "samples": 750, "variations": 2, "selection": "prob", "k": 1},
     )
     rng = np.random.default_rng(5)
     canaries, _ = make_canaries(load_private_data(cfg.data), m, rng)

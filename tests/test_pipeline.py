@@ -72,7 +72,7 @@ def make_config(csv: Path, out: Path, **overrides):
             "label_descriptions": {"great": "positive, 5 stars", "other": "negative, 1 or 2 stars"},
             "length": {"random_words": 20, "min_words": 10, "std_words": 3, "max_tokens": 40},
         },
-        "pe": {"iterations": 2, "samples": 4, "variations": 2},
+        "pe": {"iterations": 2, "samples": 4, "variations": 2, "k": 1},  # one vote per record
         "output": {"dir": str(out)},
         "seed": 7,
     }

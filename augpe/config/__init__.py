@@ -52,8 +52,12 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
-        if self.pe.k > self.pe.samples * (max(1, self.pe.variations)):
-            raise ValueError("pe.k is larger than the population; lower pe.k")
+        population = self.pe.samples * max(1, self.pe.variations)
+        if self.pe.k > population:
+            raise ValueError(
+                f"pe.k = {self.pe.k} is larger than the population (pe.samples x pe.variations "
+                f"= {population}); lower pe.k"
+            )
         sched = self.privacy.schedule
         if isinstance(sched, list) and len(sched) != self.pe.iterations:
             raise ValueError(

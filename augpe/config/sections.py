@@ -118,7 +118,12 @@ class PEConfig(_Section):
     iterations: int = Field(10, ge=1, description="T: number of DP votes")
     samples: int = Field(200, ge=1, description="synthetic samples kept per iteration, all classes")
     variations: int = Field(4, ge=1, description="L: population = samples x L per iteration")
-    k: int = Field(1, ge=1, description="nearest neighbours each private record votes for")
+    k: int = Field(
+        4,
+        ge=1,
+        description="nearest neighbours each private record votes for, 1/sqrt(k) each (L2 norm 1: "
+        "the same sensitivity and noise for any k; k = 4 doubles the votes a text gets)",
+    )
     distance: Literal["cosine", "l2"] = "cosine"
     threshold: float = Field(0.0, ge=0.0, description="H: counts become max(count - H, 0)")
     selection: Literal["rank", "prob"] = "rank"
