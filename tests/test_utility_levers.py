@@ -205,7 +205,7 @@ def _cross_case(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     return priv, priv_class, syn, syn_class
 
 
-@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("k", [1, 3, 4])
 def test_cross_class_vote_moves_by_at_most_one_when_a_record_is_removed(k: int) -> None:
     priv, pc, syn, sc = _cross_case(k)
     full = vote_histogram(priv, pc, syn, sc, k=k, label_bins=3)

@@ -12,7 +12,7 @@ def _data(rng, n_priv=60, n_syn=30, dim=16, classes=3):
     return priv, rng.integers(0, classes, n_priv), syn, np.arange(n_syn) % classes
 
 
-@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("k", [1, 3, 4])
 @pytest.mark.parametrize("distance", ["cosine", "l2"])
 def test_removing_one_record_changes_clean_histogram_by_at_most_l2_1(k, distance):
     rng = np.random.default_rng(0)
