@@ -112,13 +112,14 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         apply_override(raw, ov)
     # Relative data paths are relative to the config file, so configs travel with their data.
     data = raw.get("data")
-    if isinstance(data, dict) and isinstance(data.get("path"), str):
-        given = Path(data["path"])
-        cand = p.parent / given
-        if not given.is_absolute() and cand.exists():
-            data["path"] = str(cand.resolve())
-        elif given.exists():  # absolute, so `augpe release` / `--resume` work from any folder
-            data["path"] = str(given.resolve())
+    for key in ("path", "public_seed"):
+        if isinstance(data, dict) and isinstance(data.get(key), str):
+            given = Path(data[key])
+            cand = p.parent / given
+            if not given.is_absolute() and cand.exists():
+                data[key] = str(cand.resolve())
+            elif given.exists():  # absolute, so `augpe release` / `--resume` work from anywhere
+                data[key] = str(given.resolve())
     return parse_config(raw, str(p))
 
 

@@ -35,6 +35,13 @@ class DataConfig(_Section):
     user_column: str | None = Field(
         None, description="optional user id: votes are normalised per user (user-level DP)"
     )
+    public_seed: str | None = Field(
+        None,
+        description="PUBLIC texts (CSV / JSONL / Parquet with data.text_column and "
+        "data.label_columns) that stand in for the RANDOM API in the initial population, as PE "
+        "allows; a class with too few falls back to the RANDOM API. They are sent to the LLM and "
+        "may be released: never put private records here",
+    )
 
 
 class PrivacyConfig(_Section):

@@ -231,10 +231,14 @@ def load_run_corpus(run_dir: str | Path, name: str = "synthetic") -> TextCorpus:
 
 
 def _population_corpus(
-    info: RunInfo, path: Path, name: str, only_op: str | None = None, epsilon: float | None = None
+    info: RunInfo,
+    path: Path,
+    name: str,
+    ops: tuple[str, ...] | None = None,
+    epsilon: float | None = None,
 ) -> TextCorpus:
     raw = json.loads(path.read_text(encoding="utf-8"))
-    samples = [s for s in raw.get("samples", []) if only_op is None or s.get("op") == only_op]
+    samples = [s for s in raw.get("samples", []) if ops is None or s.get("op") in ops]
     texts, labels = [], {c: [] for c in info.label_columns}  # type: ignore[var-annotated]
     for s in samples:
         cid = int(s["class_id"])
@@ -261,8 +265,12 @@ def class_label_values(class_name: str, label_columns: list[str]) -> list[str]:
     return parts
 
 
+PRIVATE_FREE = ("random", "public")  # the initial population's ops that saw no private vote
+
+
 def random_api_corpus(run_dir: str | Path) -> TextCorpus | None:
-    """The eps = 0 baseline at no extra cost: the RANDOM-API samples of the initial population.
+    """The eps = 0 baseline at no extra cost: the RANDOM-API samples of the initial population
+    (and its public seed texts, `data.public_seed`, where a run has them).
 
     They were written before any private vote, so they are what the model knows without private
     data. None when the run folder has no state/population_00.json.
@@ -271,7 +279,7 @@ def random_api_corpus(run_dir: str | Path) -> TextCorpus | None:
     path = info.run_dir / "state" / "population_00.json"
     if not path.is_file():
         return None
-    corpus = _population_corpus(info, path, "eps=0 (random API)", only_op="random", epsilon=0.0)
+    corpus = _population_corpus(info, path, "eps=0 (random API)", ops=PRIVATE_FREE, epsilon=0.0)
     return corpus if len(corpus) else None
 
 

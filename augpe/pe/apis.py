@@ -99,6 +99,7 @@ class TextAPIs:
         class_descriptions: list[str],
         seed: int,
         keywords: list[list[str]] | None = None,
+        public: Sequence[tuple[str, int]] = (),
     ) -> None:
         self.llm = llm
         self.prompts = prompts
@@ -106,6 +107,7 @@ class TextAPIs:
         self.labels = class_descriptions
         self.seed = seed
         self.keywords = keywords  # per class, from the DP keyword release (or None)
+        self.public = list(public)  # (text, class id): the public seed corpus (data.public_seed)
         self.stats = GenerationStats()
 
     def _request(self, messages: list[Message], words: int, seed: int) -> GenerationRequest:
@@ -121,8 +123,31 @@ class TextAPIs:
 
     # ---- RANDOM API -------------------------------------------------------------------------
     def random(self, class_ids: Sequence[int], iteration: int = 0, stream: int = 0) -> list[Sample]:
-        """One fresh sample per entry of `class_ids`, label-conditioned, random persona/keyword/style."""
+        """One fresh sample per entry of `class_ids`: a public seed text of that class while they
+        last (drawn without replacement, by the run seed), else a label-conditioned generation with
+        a random persona / keyword / style."""
+        pools: dict[int, list[str]] = {}
+        rng = np.random.default_rng([self.seed, iteration, 7, stream])
+        for i in rng.permutation(len(self.public)):
+            text, c = self.public[i]
+            pools.setdefault(c, []).append(text)
+        out: list[Sample | None] = []
+        todo: list[tuple[int, int]] = []
+        for slot, c in enumerate(class_ids):
+            if pools.get(c):
+                sid = f"t{iteration}s{stream}-p{slot}"
+                out.append(Sample(sid, pools[c].pop(), c, iteration, None, "public", "public"))
+            else:
+                out.append(None)
+                todo.append((slot, c))
+        made = {s.id: s for s in self._generate_random(todo, iteration, stream)}
+        for slot, _ in todo:  # a generation dropped after its retries stays out
+            out[slot] = made.get(f"t{iteration}s{stream}-{_CODE['random']}{slot}")
+        return [s for s in out if s is not None]
 
+    def _generate_random(
+        self, slots: Sequence[tuple[int, int]], iteration: int, stream: int
+    ) -> list[Sample]:
         def job(slot: int, c: int) -> _Job:
             def build(attempt: int) -> tuple[GenerationRequest, str | None]:
                 rng = request_rng(self.seed, iteration, "random", stream, slot, attempt)
@@ -134,7 +159,7 @@ class TextAPIs:
 
             return _Job(slot, stream, c, None, "random", build)
 
-        return self._run([job(i, c) for i, c in enumerate(class_ids)], iteration, "random API")
+        return self._run([job(i, c) for i, c in slots], iteration, "random API")
 
     # ---- VARIATION API ----------------------------------------------------------------------
     def vary(

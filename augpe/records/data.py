@@ -97,7 +97,9 @@ class PrivateData:
 # Raw readers
 
 
-def read_table(path: str, fmt: str = "auto", split: str = "train") -> pd.DataFrame:
+def read_table(
+    path: str, fmt: str = "auto", split: str = "train", setting: str = "data.path"
+) -> pd.DataFrame:
     """Read a CSV / JSONL / Parquet file or a HF dataset into a DataFrame, without cleaning.
 
     CSV cells are read as strings (an empty cell is ""), so label values are never re-typed.
@@ -110,7 +112,7 @@ def read_table(path: str, fmt: str = "auto", split: str = "train") -> pd.DataFra
         return _read_hf(path, split)
     p = Path(path)
     if not p.exists():
-        raise DataError(f"data file not found: {path} (setting data.path)")
+        raise DataError(f"data file not found: {path} (setting {setting})")
     if p.is_dir():
         raise DataError(f"{path} is a folder, but data.format is '{kind}'; it must be a file")
     if kind == "parquet":
@@ -304,6 +306,39 @@ def load_private_data(cfg: DataConfig) -> PrivateData:
         source=source,
         dropped_empty=dropped,
     )
+
+
+def load_public_seed(cfg: DataConfig, class_names: list[str]) -> list[tuple[str, int]]:
+    """The texts of `cfg.public_seed` with their class ids, in file order.
+
+    Public data: the same text and label columns as the private data, each row's class one of the
+    private data's classes (an unknown one is an error naming the row); empty texts are dropped.
+    """
+    source = cfg.public_seed
+    if source is None:
+        return []
+    df = read_table(source, "auto", cfg.split, setting="data.public_seed")
+    shown = ", ".join(str(c) for c in df.columns) or "(none)"
+    for column in [cfg.text_column, *cfg.label_columns]:
+        if column not in df.columns:
+            raise DataError(
+                f"{source} (data.public_seed): column '{column}' not found; available: {shown}"
+            )
+    raw = df[cfg.text_column].tolist()
+    keep = [i for i, v in enumerate(raw) if _clean_text(v, source, i + 1, cfg.text_column)]
+    rows = _label_values(df, cfg.label_columns, keep, source, "data.label_columns")
+    out = []
+    for i, values in zip(keep, rows):
+        name = CLASS_SEP.join(values) if cfg.label_columns else ALL_CLASS
+        if name not in class_names:
+            raise DataError(
+                f"{source} (data.public_seed): row {i + 1} has class '{name}', which is not a "
+                f"class of the private data ({', '.join(class_names)})"
+            )
+        out.append((_clean_text(raw[i], source, i + 1, cfg.text_column), class_names.index(name)))
+    if not out:
+        raise DataError(f"{source} (data.public_seed): no text in column '{cfg.text_column}'")
+    return out
 
 
 def _check_columns(df: pd.DataFrame, cfg: DataConfig, source: str) -> None:

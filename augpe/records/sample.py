@@ -30,7 +30,7 @@ class Sample:
     iteration: int
     parent_id: str | None
     model: str
-    op: str  # "random" | "rephrase" | "fill_blanks"
+    op: str  # "random" | "rephrase" | "fill_blanks" | "public" (a data.public_seed text)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

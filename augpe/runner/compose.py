@@ -24,7 +24,7 @@ from augpe.privacy.ledger import Ledger
 from augpe.privacy.mechanism import RunSecret
 from augpe.privacy.plan import PrivacySettings
 from augpe.privacy.session import ReleasePlan, open_mechanism, plan_releases
-from augpe.records.data import PrivateData, load_private_data
+from augpe.records.data import PrivateData, load_private_data, load_public_seed
 from augpe.records.sample import corpus_record
 from augpe.runner.components import (
     build_components,
@@ -54,8 +54,9 @@ def run(
     timer = Timer()
     # 1. Validate everything cheap before touching models or disk.
     data = load_private_data(cfg.data)
+    public = load_public_seed(cfg.data, data.class_names)  # [] unless data.public_seed is set
     prompts = load_prompt_set(cfg.generation.prompts)
-    _check(cfg, data, prompts)
+    _check(cfg, data, prompts, public)
     log.info(
         "private data: %d records, %d classes (%d empty texts dropped) from %s",
         len(data),
@@ -97,7 +98,7 @@ def run(
         embedder = embedder or build_embedder(cfg, show_progress)
         llm = llm or build_llm(cfg, show_progress)
     try:
-        return _run_loaded(cfg, data, prompts, store, plan, llm, embedder, timer)
+        return _run_loaded(cfg, data, public, prompts, store, plan, llm, embedder, timer)
     finally:
         if own_llm:
             llm.close()
@@ -114,6 +115,7 @@ def resolved_pe(cfg: Config, plan: ReleasePlan) -> PEConfig:
 def _run_loaded(
     cfg: Config,
     data: PrivateData,
+    public: list[tuple[str, int]],
     prompts: PromptSet,
     store: RunStore,
     plan: ReleasePlan,
@@ -130,7 +132,7 @@ def _run_loaded(
 
     sizes = class_sizes(cfg.privacy, cfg.pe.samples, data.class_names, plan.noisy_counts)
     labels = [cfg.generation.label_descriptions.get(c, c) for c in data.class_names]
-    apis = TextAPIs(llm, prompts, cfg.generation, labels, cfg.seed, plan.keywords)
+    apis = TextAPIs(llm, prompts, cfg.generation, labels, cfg.seed, plan.keywords, public)
     # The initial population needs no private data: its generation can hide the private embedding.
     overlap = overlap_private(cfg)
     private = PrivateEmbeddings(embed_all_private, background=overlap, timer=timer)
@@ -176,8 +178,15 @@ def _run_loaded(
     return RunResult(layout.root, layout.corpus, rows, ledger, summary, timings)
 
 
-def _check(cfg: Config, data: PrivateData, prompts: PromptSet) -> None:
+def _check(
+    cfg: Config, data: PrivateData, prompts: PromptSet, public: list[tuple[str, int]]
+) -> None:
     """Refusals that must come before any noise is drawn or any file is written."""
+    if public and (shared := {t for t, _ in public} & set(data.texts)):
+        raise ConfigError(  # a public seed text goes into prompts and may be released as is
+            f"data.public_seed: {len(shared)} text(s) of {cfg.data.public_seed} are also records "
+            "of the private data (data.path); the public seed must hold public texts only"
+        )
     if cfg.pe.samples < data.num_classes:
         raise ConfigError(
             f"pe.samples={cfg.pe.samples} is smaller than the number of classes "
