@@ -39,7 +39,6 @@ LEVERS = {  # each lever's settings, added to BASE (a variant may combine severa
     "voted": ["pe.output=voted"],
     "soft": ["pe.output=soft"],  # every voted (text, class) cell >= 2 sigma, weighted by it
     "k4": ["pe.k=4"],  # each record votes 1/2 for its 4 nearest: twice the votes per candidate
-    "k8": ["pe.k=8"],  # ... 1/sqrt(8) for its 8 nearest
     "keywords": ["privacy.keywords=true"],
 }
 # The demo's budget, read from its config (configs/amazon-demo.yaml), for datasets that do not
@@ -83,7 +82,6 @@ VARIANTS: list[tuple[str, list[str]]] = [
     ("+soft+k4", ["soft", "k4"]),
     ("+relabel+k4", ["relabel", "k4"]),
     ("+relabel+soft+k4", ["relabel", "soft", "k4"]),
-    ("+relabel+soft+k8", ["relabel", "soft", "k8"]),
     ("+tidy", ["tidy"]),
     ("+dedup", ["dedup"]),
     ("+union", ["union"]),

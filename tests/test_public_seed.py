@@ -62,7 +62,11 @@ def test_public_seed_errors_name_the_file_the_setting_and_the_row(tmp_path) -> N
     with pytest.raises(DataError, match=r"nowhere\.jsonl \(setting data\.public_seed\)"):
         load_public_seed(_cfg(tmp_path, missing).data, list(CLASSES))
     cols = write_jsonl(tmp_path / "cols.jsonl", [{"body": "x", "label": "posclass"}])
-    with pytest.raises(DataError, match=r"column 'text' not found; available: body, label"):
+    with pytest.raises(
+        DataError,
+        match=r"cols\.jsonl \(data\.public_seed\): column 'text' \(data\.text_column\) not "
+        r"found; available columns: body, label",
+    ):
         load_public_seed(_cfg(tmp_path, cols).data, list(CLASSES))
     empty = _public_file(tmp_path, [("", "posclass")])
     with pytest.raises(DataError, match="no text in column 'text'"):

@@ -36,7 +36,11 @@ from augpe.records.sample import Sample
 KEYWORD_SLOTS = ("keyword", "keyword2")
 """Prompt placeholders that DP keywords fill (a prompt set lists public fallbacks for them)."""
 _PURPOSE = {"random": 1, "rephrase": 2, "fill_blanks": 3}
-_CODE = {"random": "n", "rephrase": "r", "fill_blanks": "f"}
+_CODE = {"random": "n", "rephrase": "r", "fill_blanks": "f", "public": "p"}
+
+
+def _sample_id(iteration: int, stream: int, op: str, slot: int) -> str:
+    return f"t{iteration}s{stream}-{_CODE[op]}{slot}"
 
 
 def request_rng(
@@ -135,14 +139,14 @@ class TextAPIs:
         todo: list[tuple[int, int]] = []
         for slot, c in enumerate(class_ids):
             if pools.get(c):
-                sid = f"t{iteration}s{stream}-p{slot}"
+                sid = _sample_id(iteration, stream, "public", slot)
                 out.append(Sample(sid, pools[c].pop(), c, iteration, None, "public", "public"))
             else:
                 out.append(None)
                 todo.append((slot, c))
         made = {s.id: s for s in self._generate_random(todo, iteration, stream)}
         for slot, _ in todo:  # a generation dropped after its retries stays out
-            out[slot] = made.get(f"t{iteration}s{stream}-{_CODE['random']}{slot}")
+            out[slot] = made.get(_sample_id(iteration, stream, "random", slot))
         return [s for s in out if s is not None]
 
     def _generate_random(
@@ -254,7 +258,7 @@ class TextAPIs:
                 text, model = done[job.slot]
                 out.append(
                     Sample(
-                        id=f"t{iteration}s{job.stream}-{_CODE[job.op]}{job.slot}",
+                        id=_sample_id(iteration, job.stream, job.op, job.slot),
                         text=text,
                         class_id=job.class_id,
                         iteration=iteration,

@@ -257,18 +257,12 @@ def load_private_data(cfg: DataConfig) -> PrivateData:
     df = read_table(cfg.path, cfg.format, cfg.split)
     if cfg.max_records is not None:
         df = df.iloc[: cfg.max_records]
-    _check_columns(df, cfg, source)
+    _check_columns(df, _wanted_columns(cfg), source)
     if len(df) == 0:
         raise DataError(f"{source}: the dataset has no records")
 
     raw_texts = df[cfg.text_column].tolist()
-    keep: list[int] = []
-    texts: list[str] = []
-    for i, value in enumerate(raw_texts):
-        text = _clean_text(value, source, i + 1, cfg.text_column)
-        if text:
-            keep.append(i)
-            texts.append(text)
+    keep, texts = _clean_texts(raw_texts, source, cfg.text_column)
     dropped = len(raw_texts) - len(texts)
     if not texts:
         raise DataError(
@@ -318,36 +312,36 @@ def load_public_seed(cfg: DataConfig, class_names: list[str]) -> list[tuple[str,
     if source is None:
         return []
     df = read_table(source, "auto", cfg.split, setting="data.public_seed")
-    shown = ", ".join(str(c) for c in df.columns) or "(none)"
-    for column in [cfg.text_column, *cfg.label_columns]:
-        if column not in df.columns:
-            raise DataError(
-                f"{source} (data.public_seed): column '{column}' not found; available: {shown}"
-            )
-    raw = df[cfg.text_column].tolist()
-    keep = [i for i, v in enumerate(raw) if _clean_text(v, source, i + 1, cfg.text_column)]
+    _check_columns(df, _wanted_columns(cfg, users=False), f"{source} (data.public_seed)")
+    keep, texts = _clean_texts(df[cfg.text_column].tolist(), source, cfg.text_column)
     rows = _label_values(df, cfg.label_columns, keep, source, "data.label_columns")
+    id_of = {name: c for c, name in enumerate(class_names)}
     out = []
-    for i, values in zip(keep, rows):
+    for i, text, values in zip(keep, texts, rows):
         name = CLASS_SEP.join(values) if cfg.label_columns else ALL_CLASS
-        if name not in class_names:
+        if name not in id_of:
             raise DataError(
                 f"{source} (data.public_seed): row {i + 1} has class '{name}', which is not a "
                 f"class of the private data ({', '.join(class_names)})"
             )
-        out.append((_clean_text(raw[i], source, i + 1, cfg.text_column), class_names.index(name)))
+        out.append((text, id_of[name]))
     if not out:
         raise DataError(f"{source} (data.public_seed): no text in column '{cfg.text_column}'")
     return out
 
 
-def _check_columns(df: pd.DataFrame, cfg: DataConfig, source: str) -> None:
-    available = [str(c) for c in df.columns]
-    shown = ", ".join(available) if available else "(none)"
+def _wanted_columns(cfg: DataConfig, users: bool = True) -> list[tuple[str, str]]:
+    """(column, the setting that names it) for each column a data file must have."""
     wanted: list[tuple[str, str]] = [(cfg.text_column, "data.text_column")]
     wanted += [(c, "data.label_columns") for c in cfg.label_columns]
-    if cfg.user_column is not None:
+    if users and cfg.user_column is not None:
         wanted.append((cfg.user_column, "data.user_column"))
+    return wanted
+
+
+def _check_columns(df: pd.DataFrame, wanted: list[tuple[str, str]], source: str) -> None:
+    available = [str(c) for c in df.columns]
+    shown = ", ".join(available) if available else "(none)"
     for column, setting in wanted:
         if column not in df.columns:
             if len(df) == 0 and not available:
@@ -365,6 +359,18 @@ def _is_missing(value: Any) -> bool:
 
 def _is_container(value: Any) -> bool:
     return isinstance(value, (list, tuple, dict, set, np.ndarray))
+
+
+def _clean_texts(values: list[Any], source: str, column: str) -> tuple[list[int], list[str]]:
+    """(row indices kept, their cleaned texts): empty, whitespace-only and missing texts dropped."""
+    keep: list[int] = []
+    texts: list[str] = []
+    for i, value in enumerate(values):
+        text = _clean_text(value, source, i + 1, column)
+        if text:
+            keep.append(i)
+            texts.append(text)
+    return keep, texts
 
 
 def _clean_text(value: Any, source: str, row: int, column: str) -> str:
