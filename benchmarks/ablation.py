@@ -29,6 +29,7 @@ BASE = [  # the demo's settings before issue 12: every lever off
     "pe.relabel=false",
     "pe.k=1",
     "privacy.keywords=false",
+    "privacy.centroids=false",
 ]
 LEVERS = {  # each lever's settings, added to BASE (a variant may combine several)
     "tidy": ["generation.tidy=true"],
@@ -40,6 +41,7 @@ LEVERS = {  # each lever's settings, added to BASE (a variant may combine severa
     "soft": ["pe.output=soft"],  # every voted (text, class) cell >= 2 sigma, weighted by it
     "k4": ["pe.k=4"],  # each record votes 1/2 for its 4 nearest: twice the votes per candidate
     "keywords": ["privacy.keywords=true"],
+    "centroids": ["privacy.centroids=true"],  # labels from the DP class centroids
 }
 # The demo's budget, read from its config (configs/amazon-demo.yaml), for datasets that do not
 # start from that config: its pe section, class counts, generation settings and embedding length.
@@ -82,6 +84,8 @@ VARIANTS: list[tuple[str, list[str]]] = [
     ("+soft+k4", ["soft", "k4"]),
     ("+relabel+k4", ["relabel", "k4"]),
     ("+relabel+soft+k4", ["relabel", "soft", "k4"]),
+    ("+relabel+soft+k4+centroids", ["relabel", "soft", "k4", "centroids"]),
+    ("+soft+k4+centroids", ["soft", "k4", "centroids"]),
     ("+tidy", ["tidy"]),
     ("+dedup", ["dedup"]),
     ("+union", ["union"]),

@@ -66,6 +66,16 @@ class PrivacyConfig(_Section):
     )
     keyword_share: float = Field(0.1, gt=0.0, lt=1.0, description="share of mu^2 for keywords")
     keywords_per_class: int = Field(40, ge=1, description="at most this many keywords per class")
+    centroids: bool = Field(
+        False,
+        description="release DP class centroids (noisy per-class sums of the unit-normalised "
+        "private embeddings) and label the released corpus with them: each text takes the class "
+        "whose noisy centroid is nearest in cosine, instead of its voters' label. Wins on a "
+        "2-class set whose classes are a direction (sentiment); loses small classes of many",
+    )
+    centroid_share: float = Field(
+        0.2, gt=0.0, lt=1.0, description="share of mu^2 for the class centroids"
+    )
     public_class_fractions: dict[str, float] | None = None
     schedule: Literal["constant", "linear"] | list[float] = Field(
         "constant",

@@ -22,6 +22,8 @@ from augpe.pe.select import select_parents
 from augpe.records.sample import Sample, class_array
 from augpe.timing import Timer
 
+COPY_SEP = "~"  # output `soft`: the id of a text's copy under a second class is `<id>~<class>`
+
 
 class RunState(Protocol):
     """Persistence of DP-safe intermediate results (populations, noisy histograms)."""
@@ -60,10 +62,24 @@ class PEResult:
         out, votes = [], {}
         for s, row in cells.values():
             for c in np.flatnonzero(row >= least).tolist():
-                sid = s.id if c == s.class_id else f"{s.id}~{c}"
+                sid = s.id if c == s.class_id else f"{s.id}{COPY_SEP}{c}"
                 out.append(replace(s, id=sid, class_id=c))
                 votes[sid] = float(row[c])
         return cls(out, votes, weighted=True)
+
+    def relabelled(self, label: Callable[[list[Sample]], np.ndarray]) -> PEResult:
+        """Each distinct candidate once, under the class `label(texts)` gives it (post-processing:
+        `label` reads only DP releases). A `soft` output's copies of one text under several classes
+        become one row; its weight is the sum of their noisy cells (how many records sit near it)."""
+        merged: dict[str, tuple[Sample, float]] = {}
+        for s in self.output:
+            base = s.id.split(COPY_SEP)[0]
+            first, votes = merged.get(base, (replace(s, id=base), 0.0))
+            merged[base] = (first, votes + self.votes.get(s.id, 0.0))
+        samples = [s for s, _ in merged.values()]
+        classes = label(samples) if samples else np.zeros(0, dtype=int)
+        out = [replace(s, class_id=int(c)) for s, c in zip(samples, classes, strict=True)]
+        return PEResult(out, {k: v for k, (_, v) in merged.items()}, self.weighted)
 
 
 def evolve(

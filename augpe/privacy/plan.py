@@ -29,6 +29,7 @@ from augpe.privacy.ledger import GaussianRelease, Neighbouring
 
 __all__ = [
     "PrivacySettings",
+    "centroid_release",
     "first_release",
     "keyword_release",
     "resolve_delta",
@@ -48,6 +49,7 @@ class PrivacySettings:
     neighbouring: Neighbouring
     max_records: int | None = None
     keyword_share: float | None = None  # None: no keyword release
+    centroid_share: float | None = None  # None: no class-centroid release
 
     @classmethod
     def from_config(cls, cfg: Config) -> PrivacySettings:
@@ -62,6 +64,7 @@ class PrivacySettings:
             neighbouring=Neighbouring.USER if cfg.data.user_column else Neighbouring.RECORD,
             max_records=cfg.data.max_records,
             keyword_share=p.keyword_share if p.keywords else None,
+            centroid_share=p.centroid_share if p.centroids else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,6 +105,15 @@ def keyword_release(s: PrivacySettings) -> GaussianRelease | None:
     delta = s.delta if s.delta is not None else DELTA_REFERENCE
     sigma = calibrate_sigma(s.epsilon, delta, 1, share=s.keyword_share)
     return GaussianRelease("keywords", sigma, kind="keywords")
+
+
+def centroid_release(s: PrivacySettings, delta: float) -> GaussianRelease | None:
+    """The DP class centroids (`augpe.privacy.centroids`), if asked for: its share of mu^2 at the
+    run's delta (known by then: it is planned with the votes), drawn after the last vote."""
+    if s.centroid_share is None:
+        return None
+    sigma = calibrate_sigma(s.epsilon, delta, 1, share=s.centroid_share)
+    return GaussianRelease("centroids", sigma, kind="centroids")
 
 
 def resolve_delta(

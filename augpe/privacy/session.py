@@ -1,24 +1,28 @@
 """A run's privacy session: its ledger and secret, opened fresh or proven to be the run resumed,
-and the releases made before the loop (size, keywords) with the delta and vote plan they imply.
+and the releases made before the loop (size, keywords) with the delta and vote plan they imply,
+and the one made after it (class centroids, planned and priced with those before).
 
 Everything here is privacy-critical and reads the private data only through the histograms of
-`augpe.privacy.vote` / `augpe.privacy.keywords`, each handed to the mechanism, which noises and books it.
+`augpe.privacy.vote` / `augpe.privacy.keywords` / `augpe.privacy.centroids`, each handed to the mechanism, which noises and books it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from augpe.errors import ConfigError
+from augpe.privacy.centroids import class_embedding_sums
 from augpe.privacy.keywords import keyword_histogram, public_vocabulary, select_keywords
 from augpe.privacy.ledger import GaussianRelease, Ledger
 from augpe.privacy.mechanism import GaussianMechanism, RunSecret
 from augpe.privacy.plan import (
     PrivacySettings,
+    centroid_release,
     first_release,
     keyword_release,
     resolve_delta,
@@ -29,7 +33,7 @@ from augpe.records.data import PrivateData
 
 log = logging.getLogger("augpe")
 
-__all__ = ["ReleasePlan", "open_mechanism", "plan_releases"]
+__all__ = ["ReleasePlan", "open_mechanism", "plan_releases", "release_centroids"]
 
 
 def open_mechanism(
@@ -85,6 +89,7 @@ class ReleasePlan:
     noisy_counts: np.ndarray | None  # class counts, when class_counts is dp
     keywords: list[list[str]] | None  # per class, when keywords are released
     votes: list[GaussianRelease]
+    centroids: GaussianRelease | None = None  # drawn after the loop, by `release_centroids`
 
 
 def plan_releases(
@@ -95,8 +100,9 @@ def plan_releases(
     The whole plan is priced before the first noise is drawn, and again once delta is known.
     """
     first, kw = first_release(settings), keyword_release(settings)
-    before = [e for e in (first, kw) if e is not None]
     ledger = mechanism.ledger
+    cent = centroid_release(settings, ledger.pricing_delta)
+    before = [e for e in (first, kw, cent) if e is not None]
     draft = vote_releases(settings, ledger.pricing_delta, before)
     ledger.assert_within_target([e for e in [*before, *draft] if not ledger.get(e.name)])
     noisy = None
@@ -121,7 +127,27 @@ def plan_releases(
             tag={"classes": data.class_names, "vocabulary": len(vocab)},
         )
         keywords = select_keywords(noisy_kw, data.num_classes, vocab, kw.sigma, keywords_top)
+    cent = centroid_release(settings, delta)  # at the run's delta, like the votes after it
+    before = [e for e in (first, kw, cent) if e is not None]
     votes = vote_releases(settings, delta, before)
     ledger.assert_within_target([v for v in votes if ledger.get(v.name) is None])
     counts = noisy if first is not None and first.kind == "class_counts" else None
-    return ReleasePlan(delta, counts, keywords, votes)
+    return ReleasePlan(delta, counts, keywords, votes, cent)
+
+
+def release_centroids(
+    event: GaussianRelease,
+    mechanism: GaussianMechanism,
+    data: PrivateData,
+    private_emb: Callable[[], np.ndarray],
+) -> np.ndarray:
+    """The noisy (classes x dim) class-centroid sums, stored in state/centroids.json (a resume
+    reuses them); `private_emb()` is read only inside the mechanism's clean function."""
+    return mechanism.release(
+        event,
+        lambda: class_embedding_sums(
+            private_emb(), data.class_ids, data.num_classes, data.user_ids
+        ),
+        file="centroids.json",
+        tag=data.class_names,
+    )

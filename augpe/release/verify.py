@@ -51,7 +51,9 @@ __all__ = [
 RELEASE_FILES = tuple(name for name, released, _ in ARTEFACTS if released and "/" not in name)
 """The DP-safe top-level files of a run folder; the first three are required."""
 REQUIRED = ("synthetic.jsonl", "ledger.json", "config.yaml")
-STATE_PATTERN = re.compile(r"^(population_\d+|votes_\d+|class_counts|record_count|keywords)\.json$")
+STATE_PATTERN = re.compile(
+    r"^(population_\d+|votes_\d+|class_counts|record_count|keywords|centroids)\.json$"
+)
 """state/ files that hold only synthetic text or noisy histograms (released with include_state)."""
 MIN_WORDS = 5
 """Shorter private records ("Great product, thanks!") occur in any corpus: not evidence of a leak."""

@@ -20,10 +20,11 @@ from augpe.pe.apis import KEYWORD_SLOTS, TextAPIs
 from augpe.pe.loop import evolve
 from augpe.pe.prompts import PromptSet, load_prompt_set, template_fields
 from augpe.pe.select import class_sizes, min_votes_for
+from augpe.privacy.centroids import nearest_centroid
 from augpe.privacy.ledger import Ledger
 from augpe.privacy.mechanism import RunSecret
 from augpe.privacy.plan import PrivacySettings
-from augpe.privacy.session import ReleasePlan, open_mechanism, plan_releases
+from augpe.privacy.session import ReleasePlan, open_mechanism, plan_releases, release_centroids
 from augpe.records.data import PrivateData, load_private_data, load_public_seed
 from augpe.records.sample import corpus_record
 from augpe.runner.components import (
@@ -148,6 +149,11 @@ def _run_loaded(
         timer,
         rng_for=lambda t: np.random.default_rng([cfg.seed, 1_000_003, t]),
     )
+    if plan.centroids is not None:  # the corpus's labels: the DP class centroids (one release)
+        sums = release_centroids(plan.centroids, store.mechanism, data, private.get)
+        result = result.relabelled(
+            lambda s: nearest_centroid(embedder.encode([x.text for x in s], "embed output"), sums)
+        )
     ledger.assert_within_target()
 
     # 5. Outputs (atomic): the corpus, the summary (released), the timings (the operator's).
