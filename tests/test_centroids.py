@@ -15,7 +15,7 @@ from augpe.privacy.centroids import class_embedding_sums, nearest_centroid
 from augpe.privacy.plan import PrivacySettings, vote_releases
 from augpe.privacy.vote import NonFiniteEmbedding
 from augpe.records.sample import Sample
-from augpe.release.export import release
+from augpe.release.export import release, release_dataset
 from augpe.runner import compose as pipeline
 
 
@@ -138,6 +138,10 @@ def test_a_run_books_the_centroids_labels_its_corpus_with_them_and_a_resume_reus
     # The noisy centroids are a DP release: they may go with the state into a release folder.
     files = release(result.run_dir, tmp_path / "out", include_state=True)
     assert any(f.name == "centroids.json" for f in files)
+    release_dataset(result.run_dir, tmp_path / "dataset")
+    card = (tmp_path / "dataset" / "README.md").read_text(encoding="utf-8")
+    assert "1 class-centroid release" in card and "DP centroid" in card
+    assert "each text once, weighted by the noisy votes" in card
 
 
 def test_without_centroids_no_release_is_made_and_the_budget_share_is_a_setting(tmp_path) -> None:

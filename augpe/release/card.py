@@ -169,6 +169,7 @@ def build_card(
     sizes = card_counts(root)
     models = sorted({str(r["model"]) for r in rows if r.get("model")})
     gen, emb, pe = cfg.get("generation") or {}, cfg.get("embedding") or {}, cfg.get("pe") or {}
+    centroids = bool((cfg.get("privacy") or {}).get("centroids"))
     data = cfg.get("data") or {}
     labels = list(table.labels)
     data_files = DATA_FILES[fmt]
@@ -282,7 +283,10 @@ def build_card(
             f"({pe.get('distance')}), selection `{pe.get('selection')}`, output "
             f"`{pe.get('output', 'selected')}`"
             + (
-                "; cross-class vote: each row's label is the one most of the private records "
+                "; each row's label is the class whose DP centroid (the noisy sum of that class's "
+                "private embeddings) is nearest to the text in cosine"
+                if centroids
+                else "; cross-class vote: each row's label is the one most of the private records "
                 "voting for it carry (noisy), not necessarily the one it was written for"
                 if pe.get("relabel")
                 else ""
@@ -303,7 +307,10 @@ def build_card(
             else ""
         )
         + (
-            ", `weight` (output `soft`: a text appears once under each class whose noisy vote "
+            ", `weight` (output `soft`: each text once, weighted by the noisy votes it got; "
+            "train with these weights)"
+            if table.weights is not None and centroids
+            else ", `weight` (output `soft`: a text appears once under each class whose noisy vote "
             "count cleared the threshold, weighted by that count; train with these weights)"
             if table.weights is not None
             else ""
