@@ -45,7 +45,29 @@ def local_ray_cluster(nodes: int = 2, num_cpus: float = 1) -> Iterator[object]:
             cluster.add_node(num_cpus=num_cpus, object_store_memory=STORE)
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, logging_level="WARNING")
+        _until_every_node_takes_work(ray)
         yield cluster
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def _until_every_node_takes_work(ray: object) -> None:
+    """Block until a task pinned (hard) to each node has run there.
+
+    `wait_for_nodes` only says the GCS knows the nodes; the head's raylet learns a new node's
+    resources a moment later (slower on a loaded 2-core machine). Until then a *soft* node
+    affinity to that node falls back to the head, so a test of where shards land would race.
+    """
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    @ray.remote(num_cpus=0)  # type: ignore[attr-defined]
+    def _where() -> str:
+        return ray.get_runtime_context().get_node_id()  # type: ignore[attr-defined]
+
+    nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]  # type: ignore[attr-defined]
+    refs = [
+        _where.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote()
+        for n in nodes
+    ]
+    assert ray.get(refs, timeout=120) == nodes  # type: ignore[attr-defined]
