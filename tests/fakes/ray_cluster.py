@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,7 +53,7 @@ def local_ray_cluster(nodes: int = 2, num_cpus: float = 1) -> Iterator[object]:
         cluster.shutdown()
 
 
-def _until_every_node_takes_work(ray: object) -> None:
+def _until_every_node_takes_work(ray: Any) -> None:
     """Block until a task pinned (hard) to each node has run there.
 
     `wait_for_nodes` only says the GCS knows the nodes; the head's raylet learns a new node's
@@ -61,13 +62,13 @@ def _until_every_node_takes_work(ray: object) -> None:
     """
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    @ray.remote(num_cpus=0)  # type: ignore[attr-defined]
+    @ray.remote(num_cpus=0)
     def _where() -> str:
-        return ray.get_runtime_context().get_node_id()  # type: ignore[attr-defined]
+        return ray.get_runtime_context().get_node_id()
 
-    nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]  # type: ignore[attr-defined]
+    nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
     refs = [
         _where.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote()
         for n in nodes
     ]
-    assert ray.get(refs, timeout=120) == nodes  # type: ignore[attr-defined]
+    assert ray.get(refs, timeout=120) == nodes
