@@ -1,0 +1,210 @@
+"""Labellers compared on finished runs: how much of the probe's score is the texts, how much the labels.
+
+    python benchmarks/labellers.py --dataset amazon --tag x4c \
+        "runs/bench/amazon-x4c-plus-relabelplus-softplus-k4plus-centroids/eps1-seed*"
+
+Each run's released texts (and their weights) are kept; only their labels change. Every labeller is
+scored by the fast-tier probe on the real test split trained on those texts (accuracy, macro-F1,
+AUC), and by its own accuracy when it labels the real test split directly. This is an analysis,
+not a release: several rows read the CLEAN private embeddings and are marked "not private"; they
+bound what a better DP labeller could reach with the same texts. The DP rows draw their noise
+here with numpy (fresh draws, `--draws` of them), never through a run's privacy session, and
+nothing they compute is written anywhere but the results table.
+
+- `released`: the labels the run shipped.
+- `centroid (clean)`: nearest class centroid in cosine, from the clean class sums (not private).
+- `centroid (DP, redrawn)`: the same from sums with noise at the run's own centroid sigma.
+- `centroid + DP threshold`: the binary centroid score `cos(x, c1) - cos(x, c0)`, its threshold
+  set where a noisy per-class histogram of the private records' scores says accuracy is best
+  (bins from the synthetic texts' score quantiles; noise `--hist-sigma`; binary sets only).
+- `LDA (clean)` / `LDA (DP)`: the Gaussian classifier with a shared covariance, from the class sums,
+  the class counts (DP: at the run's class-count sigma) and the private second moment `sum x x^T`
+  (sensitivity 1 for unit x), eigenvalues floored at `--shrink` x the largest. The DP row puts the run's centroid sigma on both, which would cost a
+  second centroid share of the budget.
+- `oracle`: a logistic regression trained on the clean private embeddings (not private).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from augpe.config import load_config
+from augpe.embed import make_embedder
+from augpe.evaluate.downstream import linear_probe
+from benchmarks.bench_data import load_benchmark
+
+RESULTS = ROOT / "benchmarks" / "results"
+Labeller = Callable[[np.ndarray], np.ndarray]  # unit embeddings -> class ids
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def centroid(sums: np.ndarray) -> Labeller:
+    d = unit(sums)
+    return lambda x: np.argmax(x @ d.T, axis=1)
+
+
+def lda(sums: np.ndarray, second: np.ndarray, counts: np.ndarray, shrink: float) -> Labeller:
+    """Shared-covariance Gaussian classifier from (possibly noisy) class sums, sum x x^T, counts."""
+    counts = np.maximum(counts, 1.0)
+    n, prior = counts.sum(), counts / counts.sum()
+    mu = sums / counts[:, None]
+    within = second / n - (mu.T * prior) @ mu
+    vals, vecs = np.linalg.eigh((within + within.T) / 2)
+    vals = np.maximum(vals, shrink * vals.max())
+    a = mu @ (vecs / vals) @ vecs.T
+    b = -0.5 * np.einsum("cd,cd->c", a, mu) + np.log(prior)
+    return lambda x: np.argmax(x @ a.T + b, axis=1)
+
+
+def calibrated_threshold(
+    sums: np.ndarray, priv: np.ndarray, priv_y: np.ndarray, synth: np.ndarray, sigma: float, rng
+) -> Labeller:
+    """Binary: the centroid score's threshold where the noisy private histogram puts it."""
+    d = unit(sums)
+
+    def score(x: np.ndarray) -> np.ndarray:
+        return x @ d[1] - x @ d[0]
+
+    edges = np.quantile(score(synth), np.linspace(0, 1, 33)[1:-1])  # synthetic only: DP-safe
+    bins = np.searchsorted(edges, score(priv))
+    hist = np.stack([np.bincount(bins[priv_y == c], minlength=len(edges) + 1) for c in (0, 1)])
+    hist = hist + rng.normal(0.0, sigma, hist.shape)
+    right = [hist[0, :j].sum() + hist[1, j:].sum() for j in range(len(edges) + 2)]
+    j = int(np.argmax(right))
+    t = -np.inf if j == 0 else (np.inf if j > len(edges) else edges[j - 1])
+    return lambda x: (score(x) >= t).astype(int)
+
+
+def ledger_sigma(run: Path, kind: str) -> float:
+    events = json.loads((run / "ledger.json").read_text())["events"]
+    found = [e["sigma"] for e in events if e["kind"] == kind]
+    if not found:
+        raise SystemExit(f"{run}: no {kind} release in its ledger.json")
+    return float(found[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("runs", nargs="+", help="run folders or glob patterns (runs with centroids)")
+    p.add_argument("--dataset", default="amazon")
+    p.add_argument("--tag", required=True, help="results file: labellers-<dataset>-<tag>.md")
+    p.add_argument("--draws", type=int, default=3, help="noise draws per DP labeller and run")
+    p.add_argument("--shrink", type=float, default=0.1, help="LDA eigenvalue floor, x the largest")
+    p.add_argument(
+        "--hist-sigma", type=float, default=15.6, help="noise on the threshold histogram"
+    )
+    args = p.parse_args(argv)
+    found = {Path(r) for pat in args.runs for r in glob.glob(pat)}
+    runs = sorted(r for r in found if (r / "synthetic.jsonl").is_file())  # not .PRIVATE / .eval
+    if not runs:
+        raise SystemExit(f"no run folder matches {args.runs}")
+    bench = load_benchmark(args.dataset)
+    col = bench.label_columns[0]
+    train = pd.read_csv(bench.train).fillna("")
+    test = pd.read_csv(bench.test).fillna("")
+    names = sorted(train[col].astype(str).unique())
+    emb = make_embedder(load_config(runs[0] / "config.yaml").embedding, show_progress=False)
+    priv = unit(emb.encode(list(train[bench.text_column].astype(str))))
+    priv_y = np.array([names.index(v) for v in train[col].astype(str)])
+    test_x = unit(emb.encode(list(test[bench.text_column].astype(str))))
+    test_y = list(test[col].astype(str))
+    test_i = np.array([names.index(v) for v in test_y])
+    k = len(names)
+    sums = np.stack([priv[priv_y == c].sum(0) for c in range(k)])
+    second = priv.T @ priv
+    counts = np.bincount(priv_y, minlength=k).astype(float)
+    from sklearn.linear_model import LogisticRegression
+
+    oracle = LogisticRegression(C=10.0, max_iter=5000).fit(priv, priv_y)
+    rows: dict[str, list[tuple[float, float, float, float]]] = {}
+
+    def score(name: str, x: np.ndarray, weights: list[float], labels: np.ndarray, f: Labeller):
+        r = linear_probe(x, [names[c] for c in labels], test_x, test_y, weights=weights)
+        own = float((f(test_x) == test_i).mean())
+        rows.setdefault(name, []).append((r["accuracy"], r["macro_f1"], r["auc"] or 0.0, own))
+
+    for run in runs:
+        released = [json.loads(line) for line in (run / "synthetic.jsonl").read_text().splitlines()]
+        x = unit(emb.encode([r["text"] for r in released]))
+        w = [float(r.get("weight") or 1.0) for r in released]
+        given = np.array([names.index(r["class"]) for r in released])
+        r = linear_probe(x, [names[c] for c in given], test_x, test_y, weights=w)
+        rows.setdefault("released", []).append(
+            (r["accuracy"], r["macro_f1"], r["auc"] or 0.0, np.nan)
+        )
+        sigma = ledger_sigma(run, "centroids")
+        count_sigma = ledger_sigma(run, "class_counts")
+        fixed = {
+            "centroid (clean; not private)": centroid(sums),
+            f"LDA (clean; not private), shrink {args.shrink:g}": lda(
+                sums, second, counts, args.shrink
+            ),
+            "oracle: logistic regression on the private records (not private)": oracle.predict,
+        }
+        for name, f in fixed.items():
+            score(name, x, w, f(x), f)
+        for draw in range(args.draws):
+            rng = np.random.default_rng([draw, 41])
+            noisy = sums + rng.normal(0.0, sigma, sums.shape)
+            g = rng.normal(0.0, sigma, second.shape)
+            noisy_second = second + np.triu(g) + np.triu(g, 1).T
+            noisy_counts = counts + rng.normal(0.0, count_sigma, counts.shape)
+            dp = {
+                f"centroid (DP, redrawn at the run's sigma {sigma:.2f})": centroid(noisy),
+                f"LDA (DP: sums and sum x x^T at sigma {sigma:.2f}; a second centroid share)": lda(
+                    noisy, noisy_second, noisy_counts, args.shrink
+                ),
+            }
+            if k == 2:
+                dp[f"centroid + DP threshold (histogram sigma {args.hist_sigma:g})"] = (
+                    calibrated_threshold(noisy, priv, priv_y, x, args.hist_sigma, rng)
+                )
+            for name, f in dp.items():
+                score(name, x, w, f(x), f)
+        print(run, {n: round(v[-1][0], 3) for n, v in rows.items()}, flush=True)
+    lines = [
+        f"# Labellers on the released texts of finished runs ({args.dataset}, {args.tag})",
+        "",
+        "`python benchmarks/labellers.py "
+        + " ".join(argv if argv is not None else sys.argv[1:])
+        + "`",
+        "",
+        (
+            f"{len(runs)} runs; DP rows: {args.draws} noise draws per run. Probe: the fast tier"
+            " trained on the run's released texts and weights with these labels, scored on the"
+            " real test split. Labeller on test: the labeller itself on the real test split."
+        ),
+        "",
+        "| labeller | probe accuracy | macro-F1 | AUC | labeller on test |",
+        "|---|---|---|---|---|",
+    ]
+    for name, vals in rows.items():
+        a = np.asarray(vals, dtype=float)
+        m, s = a.mean(axis=0), a.std(axis=0)
+        own = "-" if np.isnan(m[3]) else f"{m[3]:.3f}"
+        lines.append(f"| {name} | {m[0]:.3f} ± {s[0]:.3f} | {m[1]:.3f} | {m[2]:.3f} | {own} |")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"labellers-{args.dataset}-{args.tag}.md").write_text(
+        "\n".join(lines) + "\n", encoding="utf-8"
+    )
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
