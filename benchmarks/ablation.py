@@ -30,6 +30,7 @@ BASE = [  # the demo's settings before issue 12: every lever off
     "pe.k=1",
     "privacy.keywords=false",
     "privacy.centroids=false",
+    "privacy.lengths=false",
 ]
 LEVERS = {  # each lever's settings, added to BASE (a variant may combine several)
     "tidy": ["generation.tidy=true"],
@@ -42,6 +43,7 @@ LEVERS = {  # each lever's settings, added to BASE (a variant may combine severa
     "k4": ["pe.k=4"],  # each record votes 1/2 for its 4 nearest: twice the votes per candidate
     "keywords": ["privacy.keywords=true"],
     "centroids": ["privacy.centroids=true"],  # labels from the DP class centroids
+    "lengths": ["privacy.lengths=true"],  # RANDOM API target lengths from the DP length histogram
 }
 # The demo's budget, read from its config (configs/amazon-demo.yaml), for datasets that do not
 # start from that config: its pe section, class counts, generation settings and embedding length.
@@ -86,6 +88,8 @@ VARIANTS: list[tuple[str, list[str]]] = [
     ("+relabel+soft+k4", ["relabel", "soft", "k4"]),
     ("+relabel+soft+k4+centroids", ["relabel", "soft", "k4", "centroids"]),
     ("+soft+k4+centroids", ["soft", "k4", "centroids"]),
+    ("+relabel+soft+k4+centroids+lengths", ["relabel", "soft", "k4", "centroids", "lengths"]),
+    ("+soft+k4+lengths", ["soft", "k4", "lengths"]),
     ("+tidy", ["tidy"]),
     ("+dedup", ["dedup"]),
     ("+union", ["union"]),

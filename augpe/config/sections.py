@@ -66,6 +66,15 @@ class PrivacyConfig(_Section):
     )
     keyword_share: float = Field(0.1, gt=0.0, lt=1.0, description="share of mu^2 for keywords")
     keywords_per_class: int = Field(40, ge=1, description="at most this many keywords per class")
+    lengths: bool = Field(
+        False,
+        description="release a DP length distribution (a noisy histogram of the private records' "
+        "word counts, per class) and draw the RANDOM API's target lengths from it instead of "
+        "generation.length.random_words",
+    )
+    length_share: float = Field(
+        0.05, gt=0.0, lt=1.0, description="share of mu^2 for the length distribution"
+    )
     centroids: bool = Field(
         False,
         description="release DP class centroids (noisy per-class sums of the unit-normalised "

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from augpe.pe.textops import (
     trim_unfinished,
 )
 from augpe.records.sample import Sample
+
+if TYPE_CHECKING:
+    from augpe.privacy.lengths import LengthSampler
 
 KEYWORD_SLOTS = ("keyword", "keyword2")
 """Prompt placeholders that DP keywords fill (a prompt set lists public fallbacks for them)."""
@@ -104,6 +107,7 @@ class TextAPIs:
         seed: int,
         keywords: list[list[str]] | None = None,
         public: Sequence[tuple[str, int]] = (),
+        lengths: LengthSampler | None = None,
     ) -> None:
         self.llm = llm
         self.prompts = prompts
@@ -112,6 +116,7 @@ class TextAPIs:
         self.seed = seed
         self.keywords = keywords  # per class, from the DP keyword release (or None)
         self.public = list(public)  # (text, class id): the public seed corpus (data.public_seed)
+        self.lengths = lengths  # per class, from the DP length release (or None: random_words)
         self.stats = GenerationStats()
 
     def _request(self, messages: list[Message], words: int, seed: int) -> GenerationRequest:
@@ -149,13 +154,22 @@ class TextAPIs:
             out[slot] = made.get(_sample_id(iteration, stream, "random", slot))
         return [s for s in out if s is not None]
 
+    def _random_words(self, c: int, rng: np.random.Generator) -> int:
+        """The target length of a RANDOM API request: `random_words`, or a draw from the DP length
+        distribution of class `c`, at most what `max_tokens` leaves room for."""
+        length = self.cfg.length
+        if self.lengths is None:
+            return length.random_words
+        most = max(length.min_words, int(length.max_tokens / length.token_per_word))
+        return self.lengths.draw(c, rng, length.random_words, most)
+
     def _generate_random(
         self, slots: Sequence[tuple[int, int]], iteration: int, stream: int
     ) -> list[Sample]:
         def job(slot: int, c: int) -> _Job:
             def build(attempt: int) -> tuple[GenerationRequest, str | None]:
                 rng = request_rng(self.seed, iteration, "random", stream, slot, attempt)
-                words = self.cfg.length.random_words
+                words = self._random_words(c, rng)
                 kws = self.keywords[c] if self.keywords else []
                 overrides = {f: kws for f in KEYWORD_SLOTS} if kws else None
                 messages, _ = render_random(self.prompts, self.labels[c], words, rng, overrides)

@@ -4,10 +4,11 @@ Privacy model. What is protected is each private record (each user, when votes a
 user): the neighbouring relation is add/remove one record (user). The only things that touch
 private data and leave are the per-iteration vote histograms (L2 sensitivity 1) and one size
 release (the class-count histogram, or a record count when delta is derived from the data), and,
-when asked for, the topic keywords (`keywords`) and the class centroids (`centroids`), each
-released with Gaussian noise by `GaussianMechanism`, which records the event before it draws. Per-class histograms are built from disjoint records,
-so they compose in parallel: one sigma per iteration covers all classes. T releases compose exactly
-as mu-GDP, mu = sqrt(sum_t 1/sigma_t^2), converted to (eps, delta) in closed form. Sigma is rounded
+when asked for, the topic keywords (`keywords`), the length distribution (`lengths`) and the
+class centroids (`centroids`), each released with Gaussian noise by `GaussianMechanism`, which
+records the event before it draws. Per-class histograms are built from disjoint records, so they
+compose in parallel: one sigma per iteration covers all classes. T releases compose exactly as
+mu-GDP, mu = sqrt(sum_t 1/sigma_t^2), converted to (eps, delta) in closed form. Sigma is rounded
 UP after calibration, so the published eps is never exceeded.
 """
 

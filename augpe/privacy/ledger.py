@@ -23,7 +23,14 @@ from augpe.privacy.accounting import DELTA_REFERENCE, gdp_epsilon
 
 __all__ = ["RELEASE_KINDS", "BudgetExceeded", "GaussianRelease", "Ledger", "Neighbouring"]
 
-RELEASE_KINDS = ("vote_histogram", "class_counts", "record_count", "keywords", "centroids")
+RELEASE_KINDS = (
+    "vote_histogram",
+    "class_counts",
+    "record_count",
+    "keywords",
+    "lengths",
+    "centroids",
+)
 
 
 class Neighbouring(str, Enum):

@@ -32,6 +32,7 @@ __all__ = [
     "centroid_release",
     "first_release",
     "keyword_release",
+    "length_release",
     "resolve_delta",
     "vote_releases",
 ]
@@ -50,6 +51,7 @@ class PrivacySettings:
     max_records: int | None = None
     keyword_share: float | None = None  # None: no keyword release
     centroid_share: float | None = None  # None: no class-centroid release
+    length_share: float | None = None  # None: no length-distribution release
 
     @classmethod
     def from_config(cls, cfg: Config) -> PrivacySettings:
@@ -65,6 +67,7 @@ class PrivacySettings:
             max_records=cfg.data.max_records,
             keyword_share=p.keyword_share if p.keywords else None,
             centroid_share=p.centroid_share if p.centroids else None,
+            length_share=p.length_share if p.lengths else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,7 +78,8 @@ class PrivacySettings:
         return d
 
     def differences(self, stored: dict[str, Any]) -> list[str]:
-        """`key: stored -> now` for every setting that differs from a stored run's."""
+        """`key: stored -> now` for every setting that differs from a stored run's (a setting a
+        stored ledger predates reads as None, its value when off)."""
         now = self.to_dict()
         keys = sorted(set(now) | set(stored))
         return [
@@ -105,6 +109,16 @@ def keyword_release(s: PrivacySettings) -> GaussianRelease | None:
     delta = s.delta if s.delta is not None else DELTA_REFERENCE
     sigma = calibrate_sigma(s.epsilon, delta, 1, share=s.keyword_share)
     return GaussianRelease("keywords", sigma, kind="keywords")
+
+
+def length_release(s: PrivacySettings) -> GaussianRelease | None:
+    """The DP length distribution (`augpe.privacy.lengths`), if asked for: its share of mu^2 at
+    the same reference delta as the first release, made before the votes."""
+    if s.length_share is None:
+        return None
+    delta = s.delta if s.delta is not None else DELTA_REFERENCE
+    sigma = calibrate_sigma(s.epsilon, delta, 1, share=s.length_share)
+    return GaussianRelease("lengths", sigma, kind="lengths")
 
 
 def centroid_release(s: PrivacySettings, delta: float) -> GaussianRelease | None:

@@ -1,9 +1,10 @@
 """A run's privacy session: its ledger and secret, opened fresh or proven to be the run resumed,
-and the releases made before the loop (size, keywords) with the delta and vote plan they imply,
+and the releases made before the loop (size, keywords, lengths) with the delta and vote plan they imply,
 and the one made after it (class centroids, planned and priced with those before).
 
 Everything here is privacy-critical and reads the private data only through the histograms of
-`augpe.privacy.vote` / `augpe.privacy.keywords` / `augpe.privacy.centroids`, each handed to the mechanism, which noises and books it.
+`augpe.privacy.vote` / `keywords` / `lengths` / `centroids`, each handed to the mechanism, which
+noises and books it.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from augpe.errors import ConfigError
 from augpe.privacy.centroids import class_embedding_sums
 from augpe.privacy.keywords import keyword_histogram, public_vocabulary, select_keywords
 from augpe.privacy.ledger import GaussianRelease, Ledger
+from augpe.privacy.lengths import LENGTH_EDGES, LengthSampler, length_histogram
 from augpe.privacy.mechanism import GaussianMechanism, RunSecret
 from augpe.privacy.plan import (
     PrivacySettings,
     centroid_release,
     first_release,
     keyword_release,
+    length_release,
     resolve_delta,
     vote_releases,
 )
@@ -90,19 +93,20 @@ class ReleasePlan:
     keywords: list[list[str]] | None  # per class, when keywords are released
     votes: list[GaussianRelease]
     centroids: GaussianRelease | None = None  # drawn after the loop, by `release_centroids`
+    lengths: LengthSampler | None = None  # RANDOM API target lengths, when lengths are released
 
 
 def plan_releases(
     settings: PrivacySettings, data: PrivateData, mechanism: GaussianMechanism, keywords_top: int
 ) -> ReleasePlan:
-    """The releases before the votes (size, keywords), then delta, then the votes' sigmas.
+    """The releases before the votes (size, keywords, lengths), then delta, then the votes' sigmas.
 
     The whole plan is priced before the first noise is drawn, and again once delta is known.
     """
-    first, kw = first_release(settings), keyword_release(settings)
+    first, kw, ln = first_release(settings), keyword_release(settings), length_release(settings)
     ledger = mechanism.ledger
     cent = centroid_release(settings, ledger.pricing_delta)
-    before = [e for e in (first, kw, cent) if e is not None]
+    before = [e for e in (first, kw, ln, cent) if e is not None]
     draft = vote_releases(settings, ledger.pricing_delta, before)
     ledger.assert_within_target([e for e in [*before, *draft] if not ledger.get(e.name)])
     noisy = None
@@ -127,12 +131,21 @@ def plan_releases(
             tag={"classes": data.class_names, "vocabulary": len(vocab)},
         )
         keywords = select_keywords(noisy_kw, data.num_classes, vocab, kw.sigma, keywords_top)
+    lengths = None
+    if ln is not None:
+        noisy_ln = mechanism.release(
+            ln,
+            lambda: length_histogram(data.texts, data.class_ids, data.num_classes, data.user_ids),
+            file="lengths.json",
+            tag={"classes": data.class_names, "edges": list(LENGTH_EDGES)},
+        )
+        lengths = LengthSampler(noisy_ln, data.num_classes, ln.sigma)
     cent = centroid_release(settings, delta)  # at the run's delta, like the votes after it
-    before = [e for e in (first, kw, cent) if e is not None]
+    before = [e for e in (first, kw, ln, cent) if e is not None]
     votes = vote_releases(settings, delta, before)
     ledger.assert_within_target([v for v in votes if ledger.get(v.name) is None])
     counts = noisy if first is not None and first.kind == "class_counts" else None
-    return ReleasePlan(delta, counts, keywords, votes, cent)
+    return ReleasePlan(delta, counts, keywords, votes, cent, lengths)
 
 
 def release_centroids(

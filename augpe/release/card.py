@@ -97,6 +97,7 @@ _KIND_NAMES = {
     "class_counts": "class-count release",
     "record_count": "record-count release",
     "keywords": "topic-keyword release",
+    "lengths": "length-distribution release",
     "centroids": "class-centroid release",
 }
 

@@ -52,7 +52,7 @@ RELEASE_FILES = tuple(name for name, released, _ in ARTEFACTS if released and "/
 """The DP-safe top-level files of a run folder; the first three are required."""
 REQUIRED = ("synthetic.jsonl", "ledger.json", "config.yaml")
 STATE_PATTERN = re.compile(
-    r"^(population_\d+|votes_\d+|class_counts|record_count|keywords|centroids)\.json$"
+    r"^(population_\d+|votes_\d+|class_counts|record_count|keywords|lengths|centroids)\.json$"
 )
 """state/ files that hold only synthetic text or noisy histograms (released with include_state)."""
 MIN_WORDS = 5

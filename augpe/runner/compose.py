@@ -133,7 +133,9 @@ def _run_loaded(
 
     sizes = class_sizes(cfg.privacy, cfg.pe.samples, data.class_names, plan.noisy_counts)
     labels = [cfg.generation.label_descriptions.get(c, c) for c in data.class_names]
-    apis = TextAPIs(llm, prompts, cfg.generation, labels, cfg.seed, plan.keywords, public)
+    apis = TextAPIs(
+        llm, prompts, cfg.generation, labels, cfg.seed, plan.keywords, public, plan.lengths
+    )
     # The initial population needs no private data: its generation can hide the private embedding.
     overlap = overlap_private(cfg)
     private = PrivateEmbeddings(embed_all_private, background=overlap, timer=timer)
@@ -179,6 +181,7 @@ def _run_loaded(
         {**apis.stats.to_dict(), **tokens, "model": llm.name},
         llm,
         overlap,
+        None if plan.lengths is None else plan.lengths.mean_words,
     ).to_dict()
     write_json(layout.summary, summary)
     return RunResult(layout.root, layout.corpus, rows, ledger, summary, timings)

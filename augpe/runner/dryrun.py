@@ -56,7 +56,11 @@ def dry_run(cfg: Config, n_examples: int = 3) -> dict[str, Any]:
         count(GenerationRequest(m, max_tok, g.temperature, g.top_p, 0))
         for m in examples
         for count in counters
-    ) + int(length.random_words * length.token_per_word)
+    ) + (  # the parent text a variation carries: DP lengths may ask for up to max_tokens
+        length.max_tokens
+        if cfg.privacy.lengths
+        else int(length.random_words * length.token_per_word)
+    )
     prices = Prices(g.price_per_1k_input, g.price_per_1k_output)
     worst_in = counts["total"] * prompt_tok
     worst_out = counts["total"] * length.max_tokens

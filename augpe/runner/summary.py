@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ class RunSummary:
     generation: dict[str, Any]
     cost: dict[str, Any]
     overlap_private: bool
+    length_targets: dict[str, float | None] | None = None  # mean RANDOM API target, DP lengths
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -51,6 +53,7 @@ class RunSummary:
         generation: dict[str, Any],
         llm: LLM,
         overlap: bool,
+        mean_words: Callable[[int], float | None] | None = None,
     ) -> RunSummary:
         sigma_of = {e.kind: e.sigma for e in ledger.events if e.kind != "vote_histogram"}
         return cls(
@@ -73,6 +76,9 @@ class RunSummary:
             generation=generation,
             cost=cost_report(llm),
             overlap_private=overlap,
+            length_targets=None
+            if mean_words is None
+            else {c: _round(mean_words(i)) for i, c in enumerate(class_names)},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,6 +91,10 @@ class RunSummary:
         raw = dict(read_json(path))
         known = {f for f in cls.__dataclass_fields__ if f != "extra"}
         return cls(**{k: raw.pop(k) for k in known if k in raw}, extra=raw)  # type: ignore[arg-type]
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 1)
 
 
 def timings_of(timer: Timer, llm: LLM, overlap: bool) -> dict[str, Any]:
