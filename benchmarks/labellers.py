@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
     oracle = LogisticRegression(C=10.0, max_iter=5000).fit(priv, priv_y)
     rows: dict[str, list[tuple[float, float, float, float]]] = {}
+    sigmas: list[float] = []
 
     def score(name: str, x: np.ndarray, weights: list[float], labels: np.ndarray, f: Labeller):
         r = linear_probe(x, [names[c] for c in labels], test_x, test_y, weights=weights)
@@ -165,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             noisy_second = second + np.triu(g) + np.triu(g, 1).T
             noisy_counts = counts + rng.normal(0.0, count_sigma, counts.shape)
             dp = {
-                f"centroid (DP, redrawn at the run's sigma {sigma:.2f})": centroid(noisy),
-                f"LDA (DP: sums and sum x x^T at sigma {sigma:.2f}; a second centroid share)": lda(
+                "centroid (DP, redrawn at the run's centroid sigma)": centroid(noisy),
+                "LDA (DP: sums and sum x x^T at that sigma; a second centroid share)": lda(
                     noisy, noisy_second, noisy_counts, args.shrink
                 ),
             }
@@ -176,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             for name, f in dp.items():
                 score(name, x, w, f(x), f)
+        sigmas.append(sigma)
         print(run, {n: round(v[-1][0], 3) for n, v in rows.items()}, flush=True)
     lines = [
         f"# Labellers on the released texts of finished runs ({args.dataset}, {args.tag})",
@@ -185,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         + "`",
         "",
         (
-            f"{len(runs)} runs; DP rows: {args.draws} noise draws per run. Probe: the fast tier"
+            f"{len(runs)} runs (centroid sigma {', '.join(f'{x:.2f}' for x in sigmas)}); DP rows:"
+            f" {args.draws} noise draws per run. Probe: the fast tier"
             " trained on the run's released texts and weights with these labels, scored on the"
             " real test split. Labeller on test: the labeller itself on the real test split."
         ),

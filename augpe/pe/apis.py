@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -33,8 +33,12 @@ from augpe.pe.textops import (
 )
 from augpe.records.sample import Sample
 
-if TYPE_CHECKING:
-    from augpe.privacy.lengths import LengthSampler
+
+class LengthTargets(Protocol):
+    """Per-class target lengths for the RANDOM API (`augpe.privacy.lengths.LengthSampler`)."""
+
+    def draw(self, c: int, rng: np.random.Generator, fallback: int, most: int) -> int: ...
+
 
 KEYWORD_SLOTS = ("keyword", "keyword2")
 """Prompt placeholders that DP keywords fill (a prompt set lists public fallbacks for them)."""
@@ -107,7 +111,7 @@ class TextAPIs:
         seed: int,
         keywords: list[list[str]] | None = None,
         public: Sequence[tuple[str, int]] = (),
-        lengths: LengthSampler | None = None,
+        lengths: LengthTargets | None = None,
     ) -> None:
         self.llm = llm
         self.prompts = prompts
