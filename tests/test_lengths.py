@@ -14,7 +14,7 @@ from augpe.privacy.accounting import DELTA_REFERENCE, calibrate_sigma
 from augpe.privacy.ledger import GaussianRelease, Ledger
 from augpe.privacy.lengths import LENGTH_EDGES, LengthSampler, length_bin, length_histogram
 from augpe.privacy.plan import PrivacySettings, vote_releases
-from augpe.release.export import release
+from augpe.release.export import release, release_dataset
 from augpe.runner import compose as pipeline
 
 BINS = len(LENGTH_EDGES) - 1
@@ -140,6 +140,9 @@ def test_a_run_books_the_lengths_and_asks_the_random_api_for_them(tmp_path) -> N
     assert json.loads((result.run_dir / "ledger.json").read_text())["events"] == ledger["events"]
     # a DP release: it may go with the state into a release folder
     assert any(f.name == "lengths.json" for f in release(result.run_dir, tmp_path / "out", True))
+    release_dataset(result.run_dir, tmp_path / "dataset")
+    card = (tmp_path / "dataset" / "README.md").read_text(encoding="utf-8")
+    assert "1 length-distribution release" in card
 
 
 def test_without_lengths_no_release_is_made_and_the_share_is_a_checked_setting(tmp_path) -> None:
