@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         own = float((f(test_x) == test_i).mean())
         rows.setdefault(name, []).append((r["accuracy"], r["macro_f1"], r["auc"] or 0.0, own))
 
-    for run in runs:
+    for i, run in enumerate(runs):
         released = [json.loads(line) for line in (run / "synthetic.jsonl").read_text().splitlines()]
         x = unit(emb.encode([r["text"] for r in released]))
         w = [float(r.get("weight") or 1.0) for r in released]
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, f in fixed.items():
             score(name, x, w, f(x), f)
         for draw in range(args.draws):
-            rng = np.random.default_rng([draw, 41])
+            rng = np.random.default_rng([i, draw, 41])  # fresh noise per run and draw
             noisy = sums + rng.normal(0.0, sigma, sums.shape)
             g = rng.normal(0.0, sigma, second.shape)
             noisy_second = second + np.triu(g) + np.triu(g, 1).T
