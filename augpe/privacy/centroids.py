@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from augpe.privacy.vote import check_finite
+from augpe.privacy.vote import check_finite, per_user_weights
 
 __all__ = ["class_embedding_sums", "nearest_centroid"]
 
@@ -36,8 +36,7 @@ def class_embedding_sums(
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     unit = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)  # a zero vector adds 0
     if user_ids is not None:
-        _, inv, counts = np.unique(np.asarray(user_ids), return_inverse=True, return_counts=True)
-        unit = unit / counts[inv.reshape(-1)][:, None]
+        unit = unit * per_user_weights(user_ids)[:, None]
     out = np.zeros((num_classes, x.shape[1]), dtype=np.float64)
     np.add.at(out, np.asarray(class_ids), unit)
     return out

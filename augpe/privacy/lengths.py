@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from augpe.privacy.vote import per_user_weights
+
 __all__ = ["LENGTH_EDGES", "LengthSampler", "length_bin", "length_histogram"]
 
 LENGTH_EDGES: tuple[int, ...] = (0, 10, 20, 30, 40, 50, 65, 80, 100, 125, 150, 200, 300, 500, 800)
@@ -41,10 +43,7 @@ def length_histogram(
 
     Released only through the Gaussian mechanism (the `lengths` release), never read otherwise."""
     bins = len(LENGTH_EDGES) - 1
-    weight = np.ones(len(texts), dtype=np.float64)
-    if user_ids is not None:
-        _, inv, counts = np.unique(np.asarray(user_ids), return_inverse=True, return_counts=True)
-        weight = 1.0 / counts[inv.reshape(-1)]
+    weight = np.ones(len(texts)) if user_ids is None else per_user_weights(user_ids)
     cells = [int(c) * bins + length_bin(len(t.split())) for t, c in zip(texts, class_ids)]
     hist = np.zeros(num_classes * bins, dtype=np.float64)
     np.add.at(hist, np.asarray(cells, dtype=np.int64), weight)

@@ -101,24 +101,23 @@ def first_release(s: PrivacySettings) -> GaussianRelease | None:
     return GaussianRelease(name, sigma, kind=kind)
 
 
-def keyword_release(s: PrivacySettings) -> GaussianRelease | None:
-    """The DP topic-keyword histogram (`augpe.privacy.keywords`), if asked for: its share of mu^2
-    at the same reference delta as the first release."""
-    if s.keyword_share is None:
+def _before_votes(s: PrivacySettings, name: str, share: float | None) -> GaussianRelease | None:
+    """A release made before the votes, if asked for (`share` not None): its share of mu^2 at the
+    same reference delta as the first release (delta may not be known yet)."""
+    if share is None:
         return None
     delta = s.delta if s.delta is not None else DELTA_REFERENCE
-    sigma = calibrate_sigma(s.epsilon, delta, 1, share=s.keyword_share)
-    return GaussianRelease("keywords", sigma, kind="keywords")
+    return GaussianRelease(name, calibrate_sigma(s.epsilon, delta, 1, share=share), kind=name)
+
+
+def keyword_release(s: PrivacySettings) -> GaussianRelease | None:
+    """The DP topic-keyword histogram (`augpe.privacy.keywords`), if asked for."""
+    return _before_votes(s, "keywords", s.keyword_share)
 
 
 def length_release(s: PrivacySettings) -> GaussianRelease | None:
-    """The DP length distribution (`augpe.privacy.lengths`), if asked for: its share of mu^2 at
-    the same reference delta as the first release, made before the votes."""
-    if s.length_share is None:
-        return None
-    delta = s.delta if s.delta is not None else DELTA_REFERENCE
-    sigma = calibrate_sigma(s.epsilon, delta, 1, share=s.length_share)
-    return GaussianRelease("lengths", sigma, kind="lengths")
+    """The DP length distribution (`augpe.privacy.lengths`), if asked for."""
+    return _before_votes(s, "lengths", s.length_share)
 
 
 def centroid_release(s: PrivacySettings, delta: float) -> GaussianRelease | None:

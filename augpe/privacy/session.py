@@ -1,6 +1,6 @@
 """A run's privacy session: its ledger and secret, opened fresh or proven to be the run resumed,
-and the releases made before the loop (size, keywords, lengths) with the delta and vote plan they imply,
-and the one made after it (class centroids, planned and priced with those before).
+and the releases made before the loop (size, keywords, lengths) with the delta and vote plan
+they imply, and the one made after it (class centroids, planned and priced with those before).
 
 Everything here is privacy-critical and reads the private data only through the histograms of
 `augpe.privacy.vote` / `keywords` / `lengths` / `centroids`, each handed to the mechanism, which

@@ -383,6 +383,13 @@ def _user_level(
     return VoteTally.of_values(pairs[1], vals / norms[inv], n_bins)
 
 
+def per_user_weights(user_ids: np.ndarray) -> np.ndarray:
+    """Each record's weight 1/(its user's record count): a user's records sum to 1, so a user
+    whose records each add a unit vector adds L2 norm <= 1 in all (triangle inequality)."""
+    _, inv, counts = np.unique(np.asarray(user_ids), return_inverse=True, return_counts=True)
+    return 1.0 / counts[inv.reshape(-1)]
+
+
 def class_histogram(
     class_ids: np.ndarray, num_classes: int, user_ids: np.ndarray | None = None
 ) -> np.ndarray:
