@@ -44,7 +44,10 @@ def export_amazon(folder: Path) -> tuple[Path, Path]:
 def run_demo(
     out: str, quick: bool = False, show_progress: bool = True, extra: list[str] | None = None
 ):
-    """Run the demo, print the corpus summary, then its downstream accuracy next to the baselines."""
+    """Run the demo, print the corpus summary, then its downstream balanced accuracy under two
+    learners (the embedding probe, in the pipeline's own vote space, and a bag-of-words learner
+    that shares no feature space with it), each next to the baselines and what it is worth in
+    real records."""
     from augpe.cli.printing import print_run_summary
     from augpe.embed import make_embedder
     from augpe.evaluate import CachedEmbedder, demo_baselines, format_baselines
@@ -57,7 +60,10 @@ def run_demo(
     emb = CachedEmbedder(make_embedder(cfg.embedding, show_progress=show_progress))
     result = run(cfg, show_progress=show_progress, embedder=emb)
     print_run_summary(result)
-    log.info("evaluating: train a classifier on the synthetic reviews, test on 1000 real ones")
+    log.info(
+        "evaluating: train two classifiers (embedding probe, bag-of-words) on the synthetic "
+        "reviews, test on 1000 real ones"
+    )
     print(
         format_baselines(
             demo_baselines(result.run_dir, train, test, "review", "score", embedder=emb)

@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from augpe.embed.sentence import SentenceTransformerEmbedder
 from augpe.evaluate.downstream import linear_probe
-from augpe.pe.loop import Candidates, PEResult, relabel, remember, vote_cells
+from augpe.pe.loop import Candidates, relabel
+from augpe.pe.output import AllVoted, Soft, Voted
 from augpe.pe.select import min_votes_for
 from augpe.records.sample import Sample, class_array
 from benchmarks.bench_data import load_benchmark
@@ -43,11 +44,11 @@ def policies(run: Path, class_names: list[str]) -> dict[str, Corpus]:
     and noisy votes. Unweighted policies have weight 1; `soft` policies put a text under every
     class whose noisy cell clears the threshold, weighted by that cell."""
     state = run / "state"
-    latest: dict[str, tuple[Sample, float]] = {}
-    cells: dict[str, tuple[Sample, np.ndarray]] = {}  # candidate -> its latest row of noisy cells
+    latest = AllVoted(least=-np.inf)
+    cells = Soft(0.0, len(class_names), cross=False)  # candidate -> its latest row of noisy cells
     sigma = 0.0
     last: list[Sample] = []
-    last_cells: dict[str, tuple[Sample, np.ndarray]] = {}
+    last_cells = Soft(0.0, len(class_names), cross=False)
     t = 1
     while (state / f"votes_{t:02d}.json").is_file():
         pop = json.loads((state / f"population_{t - 1:02d}.json").read_text())["samples"]
@@ -56,11 +57,14 @@ def policies(run: Path, class_names: list[str]) -> dict[str, Corpus]:
         noisy, sigma = np.asarray(stored["noisy"]), max(sigma, float(stored["sigma"]))
         voters = class_array(gen.samples)
         cross = noisy.size != len(gen.samples)  # the cross-class vote: (candidate, class) bins
-        last_cells = vote_cells(gen.samples, noisy, voters, len(class_names), cross)
-        cells.update(last_cells)
+        cast = Voted(gen.samples, noisy, voters)
+        cells.cross = cross
+        last_cells = Soft(0.0, len(class_names), cross)
         if cross:
             gen, noisy, voters = relabel(gen, noisy, voters)
-        remember(latest, gen, noisy, np.flatnonzero(voters >= 0).tolist())
+        ranked = Voted(gen.samples, noisy, voters)
+        for policy in (cells, last_cells, latest):
+            policy.observe(cast, ranked, [])
         last = gen.samples
         t += 1
     released = [json.loads(line) for line in (run / "synthetic.jsonl").read_text().splitlines()]
@@ -71,12 +75,13 @@ def policies(run: Path, class_names: list[str]) -> dict[str, Corpus]:
     for k in (2.0, 1.0):
         least = min_votes_for(sigma, k)
         out[f"voted >= {k:g} sigma"] = [
-            (s.text, s.class_id, 1.0) for s, v in latest.values() if v >= least
+            (s.text, s.class_id, 1.0) for s, v in latest.voted.values() if v >= least
         ]
     for k in (0.0, 1.0, 2.0):
         least = min_votes_for(sigma, k) if k else 1e-9
         for name, pool in (("last", last_cells), ("every iteration", cells)):
-            soft = PEResult.soft(pool, least)
+            pool.least = least
+            soft = pool.result()
             out[f"soft {name} >= {k:g} sigma"] = [
                 (x.text, x.class_id, soft.votes[x.id]) for x in soft.output
             ]

@@ -11,8 +11,8 @@ BASE = {"config", "errors", "timing", "resources", "atomic"}
 LOW = BASE | {"records"}
 ALLOWED: dict[str, set[str]] = {
     "records": BASE,
-    # privacy.vote may use the CUDA k-NN engine (scale.knn: a leaf with no augpe imports)
-    "privacy": LOW | {"scale.knn"},
+    # privacy.vote ranks neighbours with the embedding side's exact k-NN search (embed.knn)
+    "privacy": LOW | {"embed"},
     "llm": BASE,
     "embed": BASE,
     "pe": LOW | {"llm", "embed"},

@@ -9,11 +9,11 @@ import pytest
 from fakes.pe import FakeLLM, HashEmbedder, private_rows, small_config, write_jsonl
 
 from augpe.config import load_config
-from augpe.pe.loop import PEResult
+from augpe.embed.knn import NonFiniteEmbedding
+from augpe.pe.output import Soft, Voted
 from augpe.privacy.accounting import calibrate_sigma
 from augpe.privacy.centroids import class_embedding_sums, nearest_centroid
 from augpe.privacy.plan import PrivacySettings, vote_releases
-from augpe.privacy.vote import NonFiniteEmbedding
 from augpe.records.sample import Sample
 from augpe.release.export import release, release_dataset
 from augpe.runner import compose as pipeline
@@ -67,13 +67,14 @@ def _s(sid: str, text: str, c: int) -> Sample:
 
 
 def test_relabelled_merges_a_soft_texts_copies_and_sums_their_cells() -> None:
-    soft = PEResult.soft(
-        {
-            "a": (_s("a", "text a", 0), np.array([5.0, 3.0])),
-            "b": (_s("b", "text b", 1), np.array([0.5, 9.0])),
-        },
-        least=1.0,
+    policy = Soft(least=1.0, n_classes=2, cross=True)
+    cast = Voted(
+        [_s("a", "text a", 0), _s("b", "text b", 1)],
+        np.array([5.0, 3.0, 0.5, 9.0]),
+        np.array([0, 1]),
     )
+    policy.observe(cast, cast, [])
+    soft = policy.result()
     assert sorted(soft.votes) == ["a", "a~1", "b"]
     seen = []
 

@@ -114,6 +114,7 @@ def test_missing_config_file(capsys, tmp_path):
 def test_existing_run_folder_is_not_overwritten(setup, capsys):
     make, _, out = setup
     out.mkdir()
+    (out / "config.yaml").write_text("data: {}\n")
     (out / "synthetic.jsonl").write_text("keep me\n")
     code, err = _run_err(capsys, ["run", str(make())])
     assert code == 2 and "--resume" in err

@@ -144,7 +144,7 @@ def test_release_refuses_a_planted_private_record_in_every_format(
             "labels": {"label": "posclass"},
         }
         f.write(json.dumps(row) + "\n")
-    with pytest.raises(ReleaseError, match="contains private record #17"):
+    with pytest.raises(ReleaseError, match="contains a private record verbatim"):
         release_dataset(run_copy, tmp_path / "out", fmt)
     assert not (tmp_path / "out").exists()
     _no_staging_left(tmp_path / "out")
@@ -175,8 +175,8 @@ def test_scan_reads_the_text_column_of_each_format(
     write_table(_table_with(record), folder, fmt)
     found = verify_release(folder, ["an unrelated private record of six words", record])
     decoded = [f for f in found if f.startswith(f"{data_file} (as read by its loader): ")]
-    assert len(decoded) == 1 and "contains private record #1" in decoded[0], found
-    assert all("#0" not in f.split("(", 1)[0] for f in found)  # the unrelated record is not found
+    assert len(decoded) == 1 and "contains a private record" in decoded[0], found
+    assert verify_release(folder, ["an unrelated private record of six words"]) == []
     # The same folder without the record passes.
     clean = tmp_path / f"{fmt}-clean"
     clean.mkdir()
@@ -211,10 +211,7 @@ def test_verify_release_checks_the_card_sizes_against_the_clean_counts(tmp_path:
         extra_counts={"README.md.class_sizes.json": {"negclass": 100, "posclass": 125}},
     )
     assert found == [
-        (
-            "README.md.class_sizes.json#0 (as read by its loader): equals the clean class counts "
-            "[100, 125]"
-        )
+        ("README.md.class_sizes.json#0 (as read by its loader): equals the clean class counts")
     ]
 
 
@@ -228,7 +225,7 @@ def test_release_cli_format_parquet(
     printed = capsys.readouterr().out
     assert "released" in printed and "(parquet;" in printed and "train.parquet" in printed
     card = (out / "README.md").read_text()
-    assert f"released with `augpe release {result.run_dir} {out} --format parquet`" in card
+    assert "released with `augpe release RUN_DIR OUT --format parquet`" in card
     assert main(["release", str(result.run_dir), str(out), "--format", "csv"]) == 2
     assert "not empty" in capsys.readouterr().err
 

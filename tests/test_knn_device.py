@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from augpe.config import parse_config
+from augpe.embed import knn as vote
+from augpe.embed import knn_device as scale_knn
+from augpe.embed.knn import knn_search
 from augpe.errors import ConfigError
-from augpe.privacy import vote
-from augpe.privacy.vote import VoteTally, knn_search, vote_histogram, vote_tally
-from augpe.scale import knn as scale_knn
+from augpe.privacy.vote import VoteTally, vote_histogram, vote_tally
 
 
 def _reference_knn(q, base, k, distance):

@@ -10,7 +10,7 @@ import pytest
 from fakes.pe import CLASSES, FakeLLM, HashEmbedder, class_text, small_config, write_jsonl
 
 from augpe.config import load_config
-from augpe.privacy.accounting import DELTA_REFERENCE, calibrate_sigma
+from augpe.privacy.accounting import calibrate_sigma
 from augpe.privacy.ledger import GaussianRelease, Ledger
 from augpe.privacy.lengths import LENGTH_EDGES, LengthSampler, length_bin, length_histogram
 from augpe.privacy.plan import PrivacySettings, vote_releases
@@ -108,7 +108,7 @@ def test_a_run_books_the_lengths_and_asks_the_random_api_for_them(tmp_path) -> N
     ledger = json.loads((result.run_dir / "ledger.json").read_text())
     events = {e["name"]: e for e in ledger["events"]}
     assert events["lengths"]["kind"] == "lengths"
-    assert events["lengths"]["sigma"] == calibrate_sigma(2.0, DELTA_REFERENCE, 1, share=0.05)
+    assert events["lengths"]["sigma"] == calibrate_sigma(2.0, ledger["delta"], 1, share=0.05)
     # the votes got what the counts and the lengths left, at the run's delta
     before = [GaussianRelease(n, events[n]["sigma"], kind=n) for n in ("class_counts", "lengths")]
     assert [events[f"votes_t{t}"]["sigma"] for t in (1, 2)] == [
@@ -132,7 +132,7 @@ def test_a_run_books_the_lengths_and_asks_the_random_api_for_them(tmp_path) -> N
     # `augpe budget` lists it with its share of mu^2
     text = Ledger.load(result.run_dir / "ledger.json").summary()
     assert re.search(
-        r"lengths \[lengths\]: sigma = [\d.]+ \(sensitivity 1, [\d.]+% of mu\^2\)", text
+        r"lengths \[lengths\]: sigma = [\d.]+ \(sensitivity 1, [\d.]+ under replace-one, [\d.]+% of mu\^2\)", text
     )
     # a resume reuses the stored release and books nothing new
     pipeline.run(cfg, resume=True, show_progress=False, llm=FakeLLM(), embedder=HashEmbedder(32))

@@ -14,7 +14,8 @@ import pytest
 from fakes.loop import CountingVote, FakeAPIs, MemoryState, StageTimer, TableEmbedder
 
 from augpe.config import PEConfig
-from augpe.pe.loop import PEResult, evolve
+from augpe.pe.loop import evolve
+from augpe.pe.output import PEResult, make_output
 from augpe.records.sample import Sample
 
 SIZES = np.array([2, 2])  # two classes, two parents each
@@ -34,15 +35,18 @@ def evolve_with(
     **pe: Any,
 ) -> PEResult:
     cfg = PEConfig(**{"iterations": 2, "samples": int(SIZES.sum()), "variations": 2, **pe})
+    state = state or MemoryState(later_wins)
     return evolve(
         apis or FakeAPIs(),
         TableEmbedder(),
         vote or CountingVote(),
+        state,
+        state,
+        make_output(cfg.output, cfg.min_votes, SIZES.size, cfg.relabel),
         SIZES,
         cfg,
-        state or MemoryState(later_wins),
-        timer or StageTimer(),
-        lambda t: np.random.default_rng(t),
+        timer=timer or StageTimer(),  # type: ignore[arg-type]
+        rng_for=lambda t: np.random.default_rng(t),
     )
 
 

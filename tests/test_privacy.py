@@ -144,24 +144,42 @@ def test_split_budget_without_count_share_gives_all_to_votes() -> None:
 @pytest.mark.parametrize(
     ("call", "setting"),
     [
-        (lambda: calibrate_sigma(0.0, 1e-5, 10), "privacy.epsilon"),
-        (lambda: calibrate_sigma(-1.0, 1e-5, 10), "privacy.epsilon"),
-        (lambda: calibrate_sigma(float("nan"), 1e-5, 10), "privacy.epsilon"),
-        (lambda: calibrate_sigma(1.0, 0.0, 10), "privacy.delta"),
-        (lambda: calibrate_sigma(1.0, 1.0, 10), "privacy.delta"),
+        (lambda: calibrate_sigma(0.0, 1e-5, 10), "epsilon must"),
+        (lambda: calibrate_sigma(-1.0, 1e-5, 10), "epsilon must"),
+        (lambda: calibrate_sigma(float("nan"), 1e-5, 10), "epsilon must"),
+        (lambda: calibrate_sigma(1.0, 0.0, 10), "delta must"),
+        (lambda: calibrate_sigma(1.0, 1.0, 10), "delta must"),
         (lambda: calibrate_sigma(1.0, 1e-5, 0), "iterations"),
         (lambda: calibrate_sigma(1.0, 1e-5, 10, share=0.0), "share"),
         (lambda: calibrate_sigma(1.0, 1e-5, 10, share=1.5), "share"),
-        (lambda: split_budget(1.0, 1e-5, 10, 1.0), "privacy.class_count_share"),
+        (lambda: split_budget(1.0, 1e-5, 10, 1.0), "class-count share"),
         (lambda: default_delta(1), "N >= 2"),
         (lambda: epsilon_for_sigmas([-1.0], 1e-5), "sigma"),
     ],
 )
-def test_invalid_settings_raise_config_error_naming_the_setting(
+def test_the_maths_raises_value_errors_naming_the_quantity_not_a_config_key(
     call: Callable[[], object], setting: str
 ) -> None:
-    with pytest.raises(ConfigError, match=setting.replace(".", r"\.")):
+    with pytest.raises(ValueError, match=setting) as err:
         call()
+    assert not isinstance(err.value, ConfigError) and "privacy." not in str(err.value)
+
+
+def test_the_plan_translates_a_maths_error_into_a_config_error_naming_the_settings() -> None:
+    from augpe.privacy import PrivacySettings, planned_releases
+    from augpe.privacy.ledger import Neighbouring
+
+    s = PrivacySettings(
+        epsilon=1.0,
+        delta=1e-5,
+        weights=(1.0,),
+        class_counts="dp",
+        count_share=0.6,
+        neighbouring=Neighbouring.RECORD,
+        keyword_share=0.5,  # 0.6 + 0.5 of mu^2: nothing left for the votes
+    )
+    with pytest.raises(ConfigError, match="privacy .*shares"):
+        planned_releases(s)
 
 
 def test_default_delta_is_one_over_n_ln_n() -> None:

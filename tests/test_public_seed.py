@@ -135,6 +135,6 @@ def test_a_public_seed_that_holds_a_private_record_is_refused_before_anything_is
 ) -> None:
     rows = private_rows(60)
     cfg = _cfg(tmp_path, _public_file(tmp_path, [(rows[3]["text"], rows[3]["label"])]))
-    with pytest.raises(ConfigError, match=r"1 text\(s\) of .*public\.jsonl are also records"):
+    with pytest.raises(ConfigError, match=r"public\.jsonl holds texts .* are also records"):
         pipeline.run(cfg, show_progress=False, llm=FakeLLM(), embedder=HashEmbedder(32))
     assert not (tmp_path / "run").exists()

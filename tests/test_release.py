@@ -144,7 +144,7 @@ def test_release_refuses_a_planted_private_record(
             json.dumps({"id": "x", "text": f"Intro.  {texts[17]}  outro", "class": "posclass"})
             + "\n"
         )
-    _refused(run_copy, tmp_path / "out", r"synthetic.jsonl: contains private record #17")
+    _refused(run_copy, tmp_path / "out", r"synthetic.jsonl: contains a private record verbatim")
 
 
 def test_release_refuses_clean_class_counts(
@@ -256,8 +256,8 @@ def test_scan_finds_records_behind_json_escapes_and_whitespace(tmp_path: Path) -
     (tmp_path / "c.txt").write_text("Too short to count")
     found = scan_for_private(tmp_path, texts)
     assert len(found) == 2
-    assert found[0].startswith("a.json: contains private record #0")
-    assert found[1].startswith("b.jsonl: contains private record #1")
+    assert found[0].startswith("a.json: contains a private record")
+    assert found[1].startswith("b.jsonl: contains a private record verbatim (first at line 1)")
 
 
 def test_scan_does_not_flag_a_partial_record(tmp_path: Path) -> None:
@@ -274,7 +274,7 @@ def test_class_count_finder(tmp_path: Path) -> None:
     )
     found = find_class_counts(tmp_path, ["x", "y"], [3, 5])
     assert [f.split(":")[0] for f in found] == ["s.json#0.a", "s.json#0.b"]
-    assert find_class_counts(tmp_path, ["all"], [3]) == []  # one class: N, public anyway
+    assert find_class_counts(tmp_path, ["all"], [3]) == []  # one class: only {all: N} or [N]
 
 
 # ---- the run folder itself ------------------------------------------------------------------

@@ -302,19 +302,23 @@ def test_output_policy_study_rederives_exactly_what_a_voted_run_releases(tmp_pat
 
 
 def test_soft_output_puts_each_text_under_every_class_its_noisy_cells_vouch_for() -> None:
-    from augpe.pe.loop import PEResult, vote_cells
+    from augpe.pe.output import Soft, Voted
 
     samples = [Sample(f"s{i}", f"text {i}", i % 2, 1, None, "m", "random") for i in range(3)]
     noisy = np.array([9.0, 4.0, 0.5, 7.0, 3.0, -2.0])  # (candidate, voter class) bins
-    cells = vote_cells(samples, noisy, np.array([0, 1, -1]), 2, cross=True)
-    assert list(cells) == ["s0", "s1"]  # the near-duplicate (-1) is not a candidate
-    soft = PEResult.soft(cells, least=3.5)
+    policy = Soft(least=3.5, n_classes=2, cross=True)
+    cast = Voted(samples, noisy, np.array([0, 1, -1]))
+    policy.observe(cast, cast, [])
+    assert list(policy.cells) == ["s0", "s1"]  # the near-duplicate (-1) is not a candidate
+    soft = policy.result()
     got = [(s.id, s.text, s.class_id, soft.votes[s.id]) for s in soft.output]
     assert got == [("s0", "text 0", 0, 9.0), ("s0~1", "text 0", 1, 4.0), ("s1", "text 1", 1, 7.0)]
     assert soft.weighted  # the noisy votes are the training weights
     # a per-class vote has one cell per candidate: its own class
-    own = vote_cells(samples[:2], np.array([5.0, 1.0]), np.array([0, 1]), 2, cross=False)
-    assert [(s.id, s.class_id) for s in PEResult.soft(own, 2.0).output] == [("s0", 0)]
+    own = Soft(least=2.0, n_classes=2, cross=False)
+    cast = Voted(samples[:2], np.array([5.0, 1.0]), np.array([0, 1]))
+    own.observe(cast, cast, [])
+    assert [(s.id, s.class_id) for s in own.result().output] == [("s0", 0)]
 
 
 def test_soft_output_run_releases_weighted_rows_the_study_rederives(tmp_path: Path) -> None:

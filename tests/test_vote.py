@@ -73,7 +73,7 @@ def test_class_with_no_synthetic_samples_casts_no_votes():
 
 
 def test_knn_search_refuses_k_above_the_population():
-    from augpe.privacy.vote import knn_search
+    from augpe.embed.knn import knn_search
 
     with pytest.raises(ValueError, match="k=3 exceeds"):
         list(knn_search(np.zeros((2, 4), np.float32), np.ones((2, 4), np.float32), 3, "l2"))
@@ -93,7 +93,7 @@ def test_user_level_votes_have_norm_one_per_user():
 def test_nan_private_embedding_is_refused_not_voted_with_id_minus_one():
     # Before the fix, faiss answered id -1 for a NaN row; syn_idx[-1] repeated the last bin k times
     # and that record's vote vector had norm sqrt(k) instead of 1.
-    from augpe.privacy.vote import NonFiniteEmbedding
+    from augpe.embed.knn import NonFiniteEmbedding
 
     rng = np.random.default_rng(5)
     priv, pc, syn, sc = _data(rng)
@@ -103,7 +103,7 @@ def test_nan_private_embedding_is_refused_not_voted_with_id_minus_one():
 
 
 def test_inf_synthetic_embedding_is_refused():
-    from augpe.privacy.vote import NonFiniteEmbedding
+    from augpe.embed.knn import NonFiniteEmbedding
 
     rng = np.random.default_rng(6)
     priv, pc, syn, sc = _data(rng)
@@ -113,7 +113,7 @@ def test_inf_synthetic_embedding_is_refused():
 
 
 def test_faiss_ids_are_checked_in_range_and_distinct():
-    from augpe.privacy.vote import _valid_ids
+    from augpe.embed.knn import _valid_ids
 
     ok = np.array([[0, 2, 1], [3, 1, 0]])
     assert _valid_ids(ok, 4) is ok

@@ -25,7 +25,7 @@ from augpe.config import Config
 from augpe.embed import Embedder
 from augpe.errors import ConfigError
 from augpe.llm.base import LLM
-from augpe.privacy import default_delta
+from augpe.privacy import PrivacySettings, planned_releases
 from augpe.records.data import PrivateData, load_private_data
 
 __all__ = ["FPR_TARGETS", "SCORES", "AuditReport", "ScoreResult", "audit"]
@@ -160,7 +160,7 @@ def audit(
             raise ConfigError(f"audit: canaries name classes not in the data: {sorted(unknown)}")
     canaries = list(canaries)
     m = len(canaries)
-    delta = cfg.privacy.delta or default_delta(len(data))
+    delta = planned_releases(PrivacySettings.from_config(cfg)).delta
 
     own_dir = workdir is None
     work = Path(tempfile.mkdtemp(prefix="augpe-audit-")) if own_dir else Path(workdir)  # type: ignore[arg-type]

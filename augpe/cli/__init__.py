@@ -9,6 +9,7 @@ Errors a user can fix are printed as one clear message (no stack trace) with exi
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 
@@ -33,6 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     except AugpeError as err:
         print(f"augpe: error: {err}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(
+            f"augpe: error: the disk is full ({err}): free space, then try again", file=sys.stderr
+        )
+        return 2
     except KeyboardInterrupt:
         print("augpe: interrupted; resume with `augpe run --resume RUN_DIR`", file=sys.stderr)
         return 130

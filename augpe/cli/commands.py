@@ -7,8 +7,10 @@ The work is done by the library (`augpe.runner`, `augpe.privacy`, `augpe.release
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
+import sqlite3
 from pathlib import Path
 
 from augpe.cli.printing import print_run_summary
@@ -37,9 +39,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         print(format_dry_run(dry_run(cfg)))
         return 0
-    result = run(cfg, resume=bool(args.resume), show_progress=not args.quiet)
+    try:
+        result = run(cfg, resume=bool(args.resume), show_progress=not args.quiet)
+    except (OSError, sqlite3.OperationalError) as err:
+        if not disk_full(err):
+            raise
+        from augpe.runner.layout import RunLayout
+
+        layout = RunLayout.of(cfg)
+        raise AugpeError(
+            f"the disk is full ({err}): free space where the run writes (the run folder "
+            f"{layout.root}, its PRIVATE folder {layout.private}, the request cache), then "
+            f"continue the run with `augpe run --resume {layout.root}`"
+        ) from None
     print_run_summary(result)
     return 0
+
+
+def disk_full(err: BaseException) -> bool:
+    """Whether `err` says the disk (or the user's quota) is full."""
+    if isinstance(err, OSError):
+        return err.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(err, sqlite3.OperationalError) and "disk is full" in str(err)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -75,17 +96,18 @@ def cmd_account(args: argparse.Namespace) -> int:
 
 
 def cmd_budget(args: argparse.Namespace) -> int:
-    from augpe.privacy import Ledger, pld_epsilon
+    from augpe.privacy import Ledger
 
     path = Path(args.run_dir) / "ledger.json"
     if not path.is_file():
         raise AugpeError(f"augpe budget: no ledger.json in {args.run_dir}")
     ledger = Ledger.load(path)
     print(ledger.summary())
-    if args.check:
-        # at the delta the summary above prices at (the run's delta once it is known)
-        eps = pld_epsilon([e.noise_multiplier for e in ledger.events], ledger.pricing_delta)
-        print(f"cross-check (dp-accounting PLD): eps = {eps:.4f}")
+    names = ["pld"] if args.check else []
+    names += [args.accountant] if args.accountant not in ("gdp", *names) else []
+    for name in names:  # a second accountant on the same ledger, at the run's delta
+        add_remove, replace_one = ledger.epsilon_by(name), ledger.epsilon_by(name, replace_one=True)
+        print(f"accountant {name}: eps = {add_remove:.4f} (replace-one: eps = {replace_one:.4f})")
     if args.json:
         print(json.dumps(ledger.to_dict(), indent=2))
     return 0
@@ -96,7 +118,8 @@ def cmd_release(args: argparse.Namespace) -> int:
 
     from augpe.release.export import release_dataset
 
-    words = ["augpe", "release", args.run_dir, args.out, "--format", args.format]
+    # The command as the card quotes it: its options, never the paths of this machine.
+    words = ["augpe", "release", "RUN_DIR", "OUT", "--format", args.format]
     words += ["--state"] * args.state + ["--allow-non-private"] * args.allow_non_private
     words += ["--license", args.license] if args.license != "other" else []
     files = release_dataset(
@@ -153,6 +176,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         evaluate,
         headline,
     )
+    from augpe.evaluate.learners import comparison_lines
 
     compare: dict[str, str] = {}
     for item in args.compare:
@@ -165,6 +189,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     tiers = {"fast": ("fast",), "paper": ("paper",), "both": ("fast", "paper")}[args.tier]
     opts = EvalOptions(
         tiers=tiers,
+        independent=not args.no_independent,
         finetune=FinetuneSettings(
             model=args.encoder,
             epochs=args.epochs,
@@ -201,4 +226,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"\nevaluation: {out / 'eval.json'}, report: {out / 'report.md'}")
     for tier in tiers:
         print(headline(result, tier))
+    for line in comparison_lines(result):
+        print(line)
     return 0

@@ -18,6 +18,7 @@ from augpe.cli.commands import (
     cmd_run,
 )
 from augpe.config import Config
+from augpe.privacy.accounting import ACCOUNTANTS
 
 
 # ---- config reference (generated from the models, so it is never out of date) ----------------
@@ -109,18 +110,29 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--epsilon", type=float)
     a.add_argument("--sigma", type=float, help="give sigma to get epsilon instead")
     a.add_argument("--delta", type=float)
-    a.add_argument("--n", type=int, help="private records, for delta = 1/(N ln N)")
+    a.add_argument(
+        "--n", type=int, help="a PUBLIC upper bound on the records (users), for delta = 1/(N ln N)"
+    )
     a.add_argument("--iterations", "-T", type=int, default=10)
     a.set_defaults(func=cmd_account)
 
     b = sub.add_parser(
         "budget",
         help="print the privacy ledger of a run",
-        description="Epsilon at the run's delta, mu, every sigma, T, neighbouring relation.",
+        description="Epsilon at the run's delta, mu, every sigma with its sensitivity, T, the "
+        "neighbouring relation and label set, and epsilon read under replace-one neighbours "
+        "from the same ledger (each release's own replace-one sensitivity).",
     )
     b.add_argument("run_dir")
     b.add_argument(
         "--check", action="store_true", help="cross-check with dp-accounting's PLD accountant"
+    )
+    b.add_argument(
+        "--accountant",
+        choices=sorted(ACCOUNTANTS),
+        default="gdp",
+        help="also price the ledger with this accountant: gdp (exact mu-GDP, the run's own; "
+        "the default) or pld (dp-accounting's privacy-loss-distribution accountant)",
     )
     b.add_argument("--json", action="store_true", help="also print the ledger as JSON")
     b.set_defaults(func=cmd_budget)
@@ -202,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
         "eval",
         help="is the synthetic text useful and faithful? downstream accuracy, FID, MAUVE, baselines",
         description="Train on the synthetic corpus, test on real text (per label column), next to the "
-        "eps=0 baseline (the run's random-API samples) and, with --real-train, the real-data bound; "
+        "eps=0 baseline (the run's random-API samples) and, with --real-train, the real-data bound "
+        "and the number of real records the corpus is worth; two learners side by side: the "
+        "embedding probe and an independent bag-of-words learner (see --no-independent); "
         "fidelity on sentence embeddings (FID, MAUVE, k-NN precision/recall, lengths); per-iteration "
         "metrics. CORPUS is a run folder or any corpus file (synthetic.jsonl, CSV, JSONL, Parquet). "
         "Writes eval.json and report.md (with plots) to --out (default CORPUS.eval, beside the run).",
@@ -234,6 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["fast", "paper", "both"],
         default="fast",
         help="fast: embeddings + logistic regression; paper: fine-tune --encoder (GPU if present)",
+    )
+    ev.add_argument(
+        "--no-independent",
+        action="store_true",
+        help="skip the independent bag-of-words learner (TF-IDF word 1-2-grams + logistic "
+        "regression, fixed settings), which is on by default: it shares no feature space with the "
+        "pipeline, whereas the embedding probe reads the very embeddings the private records vote "
+        "in (and, with privacy.centroids, the space that labels the corpus)",
     )
     ev.add_argument(
         "--encoder", default="roberta-base", help="papers' tier model: HF name/path, or 'tiny'"

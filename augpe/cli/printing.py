@@ -1,4 +1,4 @@
-"""What the command line prints after a run. Reads only the run's DP-safe summary and timings.
+"""What the command line prints after a run: its DP-safe summary and the operator's timings.
 
 Library code that prints a run (`augpe.demo`) imports this module lazily, so the library never
 imports the command line at module load.
@@ -21,10 +21,7 @@ def print_run_summary(result: Any) -> None:
     sig_txt = f"sigma {sig[0]:.4f} x {len(sig)} votes" if len(set(sig)) == 1 else f"sigma_t {sig}"
     first = [
         f"{name} sigma {s[key]:.4f}"
-        for name, key in (
-            ("class counts", "sigma_class_counts"),
-            ("record count", "sigma_record_count"),
-        )
+        for name, key in (("class counts", "sigma_class_counts"),)
         if s.get(key)
     ]
     print(
@@ -32,11 +29,16 @@ def print_run_summary(result: Any) -> None:
         + "".join(f", {f}" for f in first)
         + ")"
     )
+    total = g["completion_tokens"]  # over every invocation of the run (a resume adds to it)
     print(
-        f"  generation: {g['completion_tokens']} tokens in {gt['seconds']:.1f} s "
-        f"({gt['tokens_per_second']:.1f} tok/s), {g['kept']} kept, {g['dropped']} dropped, "
-        f"{g['retried']} retried, model {g['model']}"
+        f"  generation: {gt['completion_tokens']} tokens in {gt['seconds']:.1f} s "
+        f"({gt['tokens_per_second']:.1f} tok/s)"
+        + (f", {total} over all invocations of the run" if total != gt["completion_tokens"] else "")
+        + f", {g['kept']} kept, {g['dropped']} dropped, {g['retried']} retried, model {g['model']}"
     )
+    cache = t.get("request_cache") or {}
+    if "cache_hits" in cache:
+        print(f"  request cache: {cache['cache_hits']} hits, {cache['cache_misses']} misses")
     print(f"  wall time: {t['wall_seconds']:.1f} s; ledger: {result.run_dir / 'ledger.json'}")
     stages = t.get("totals") or {}
     if stages:

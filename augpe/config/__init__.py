@@ -1,11 +1,13 @@
 """Run configuration: pydantic models loaded from YAML, validated at the door.
 
-Every field has a default that gives a sensible run; `augpe run --help` and the README list them.
+Every field has a default that gives a sensible run; `augpe run --help` and docs/configuration.md list them.
 Validation errors name the setting (`privacy.epsilon`) so the user knows what to change.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,11 @@ __all__ = [
     "load_config",
     "parse_config",
 ]
+
+log = logging.getLogger("augpe")
+
+WEAK_EPSILON = 50.0
+"""A finite privacy.epsilon above this is warned about at load: it protects essentially nothing."""
 
 
 class Config(_Section):
@@ -92,9 +99,21 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
 
 def parse_config(raw: dict[str, Any], source: str = "<config>") -> Config:
     try:
-        return Config.model_validate(raw)
+        cfg = Config.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, source)) from None
+    eps = cfg.privacy.epsilon
+    if math.isfinite(eps) and eps > WEAK_EPSILON:
+        log.warning(
+            "privacy.epsilon = %g (%s): above %g the guarantee gives essentially no protection "
+            "(an observer's odds about any record may change by a factor of e^%g); pick a "
+            "single-digit epsilon for a meaningful guarantee",
+            eps,
+            source,
+            WEAK_EPSILON,
+            eps,
+        )
+    return cfg
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:

@@ -21,11 +21,26 @@ class DataConfig(_Section):
     format: Literal["auto", "csv", "jsonl", "parquet", "hf"] = "auto"
     text_column: str = "text"
     label_columns: list[str] = Field(
-        default_factory=list, description="zero or more; class = combination"
+        default_factory=list,
+        description="zero or more; a class is a combination of their values, named by joining "
+        "them with ' | ' ('Food | 5'); never the text column",
+    )
+    labels: list[str] | None = Field(
+        None,
+        description="the PUBLIC list of classes, in order: each a value of the label column, or "
+        "for several label_columns their values joined with ' | ' in column order ('Food | 5'); "
+        "numbers read as in the data (1.0 is '1'). The classes are exactly this list (a class "
+        "with no records is still a class); a record outside it is an error. None: the classes "
+        "are read from the private data and published outside the DP guarantee (a warning; "
+        "label values that look like texts or ids are refused)",
     )
     split: str = "train"
     min_records_per_class: int = Field(
-        1, ge=1, description="a class with fewer records is an error"
+        1,
+        ge=0,
+        description="a class with fewer records is an error; 0 lets a class of data.labels have "
+        "no records. The error names no class and no count, but still tells that some class is "
+        "this small",
     )
     max_records: int | None = Field(
         None,
@@ -43,6 +58,19 @@ class DataConfig(_Section):
         "may be released: never put private records here",
     )
 
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_as_text(cls, v: object) -> object:
+        # YAML reads `labels: [1, 2]` as numbers: read them as the data's labels read (1.0 is "1")
+        if not isinstance(v, list):
+            return v
+        out: list[object] = []
+        for x in v:
+            if isinstance(x, float) and x.is_integer():
+                x = int(x)
+            out.append(str(x) if isinstance(x, (int, float)) else x)
+        return out
+
 
 class PrivacyConfig(_Section):
     """The (epsilon, delta) target; sigma is calibrated exactly by Gaussian DP and rounded up."""
@@ -50,8 +78,15 @@ class PrivacyConfig(_Section):
     epsilon: float = Field(1.0, description="total budget; 'inf' disables noise (NOT private)")
     delta: float | None = Field(
         None,
-        description="None: 1/(M ln M), M a DP upper estimate of N from the noisy class counts (or a "
-        "noisy record count), so N is never published; a value >= 1/N is warned about",
+        description="fixed before any data is read. None: 1/(M ln M) with M = population_bound "
+        "(else data.max_records), or 1e-6 when neither is set; a delta >= 1/N is warned about",
+    )
+    population_bound: int | None = Field(
+        None,
+        ge=2,
+        description="a PUBLIC upper bound on the number of records (users, with data.user_column), "
+        "stated without looking at the data; sets delta = 1/(M ln M) when privacy.delta is unset. "
+        "A dataset larger than the bound is an error",
     )
     class_counts: Literal["dp", "uniform", "public"] = Field(
         "dp",
@@ -253,6 +288,12 @@ class ExecutionConfig(_Section):
 class OutputConfig(_Section):
     dir: str = Field("runs/augpe", description="run folder (release-safe artefacts only)")
     private_dir: str | None = Field(
-        None, description="folder for private caches; default '<dir>.PRIVATE' beside the run folder"
+        None,
+        description="folder for private caches; default '<dir>.PRIVATE' beside the run folder; "
+        "never inside the run folder (it is released and may be overwritten)",
     )
-    overwrite: bool = False
+    overwrite: bool = Field(
+        False,
+        description="replace output.dir if it holds an earlier augpe run (and nothing else); a "
+        "folder with other files, or holding the data, is never deleted",
+    )

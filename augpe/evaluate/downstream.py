@@ -6,7 +6,10 @@ Two tiers:
 - papers' (`finetune_classifier`): fine-tune an encoder (roberta-base in the papers) end to end,
   pick the best epoch on a validation split, mean +- std over seeds. GPU when present.
 
-Both tiers handle the awkward cases the same way, and say so in the result instead of crashing:
+A third learner, the bag-of-words tier that shares no feature space with the pipeline, is in
+`augpe.evaluate.independent`; the scores all of them report are in `augpe.evaluate.scores`.
+
+Every tier handles the awkward cases the same way, and says so in the result instead of crashing:
 test labels never seen in training count as errors (listed under "unseen_test_labels"); a
 training corpus with a single class predicts that class everywhere ("degenerate").
 """
@@ -31,73 +34,14 @@ from augpe.evaluate._hf import (
     require_transformers,
     seed_everything,
 )
+from augpe.evaluate.scores import auc as _auc
+from augpe.evaluate.scores import check_weights as _weights
+from augpe.evaluate.scores import degenerate as _degenerate
+from augpe.evaluate.scores import label_report as _label_report
+from augpe.evaluate.scores import majority_accuracy  # noqa: F401 - re-exported
+from augpe.evaluate.scores import scores as _scores
 
 log = logging.getLogger("augpe")
-
-
-def majority_accuracy(test_y: Sequence[str]) -> float:
-    """Accuracy of always answering the most frequent real test label (the floor to beat)."""
-    if not test_y:
-        return 0.0
-    return Counter(test_y).most_common(1)[0][1] / len(test_y)
-
-
-def _label_report(train_y: Sequence[str], test_y: Sequence[str]) -> dict[str, Any]:
-    seen = set(train_y)
-    unseen = Counter(y for y in test_y if y not in seen)
-    out: dict[str, Any] = {
-        "n_train": len(train_y),
-        "n_test": len(test_y),
-        "train_label_counts": dict(sorted(Counter(train_y).items())),
-        "majority_test_accuracy": round(majority_accuracy(test_y), 5),
-    }
-    if unseen:
-        out["unseen_test_labels"] = dict(sorted(unseen.items()))
-        out.setdefault("notes", []).append(
-            f"{sum(unseen.values())} test texts have labels never seen in training "
-            f"({', '.join(sorted(unseen))}); they count as errors"
-        )
-    return out
-
-
-def _scores(pred: Sequence[str], test_y: Sequence[str]) -> dict[str, float]:
-    from sklearn.metrics import f1_score
-
-    acc = float(np.mean([p == y for p, y in zip(pred, test_y)])) if test_y else 0.0
-    labels = sorted(set(test_y))
-    f1 = float(f1_score(list(test_y), list(pred), labels=labels, average="macro", zero_division=0))
-    return {"accuracy": round(acc, 5), "macro_f1": round(f1, 5)}
-
-
-def _auc(clf: Any, X: np.ndarray, test_y: Sequence[str]) -> float | None:
-    """Macro one-vs-rest ROC AUC of the probe's probabilities: how well it ranks the real test
-    texts, whatever its decision threshold (the threshold is what a small corpus gets most wrong).
-    None when a test label was never seen in training."""
-    from sklearn.metrics import roc_auc_score
-
-    classes = list(clf.classes_)
-    if not set(test_y) <= set(classes) or len(set(test_y)) < 2:
-        return None
-    proba = clf.predict_proba(X)
-    if len(classes) == 2:
-        return round(float(roc_auc_score([y == classes[1] for y in test_y], proba[:, 1])), 5)
-    y = np.array([classes.index(t) for t in test_y])
-    present = sorted(set(y.tolist()))
-    aucs = [float(roc_auc_score(y == c, proba[:, c])) for c in present]
-    return round(float(np.mean(aucs)), 5)
-
-
-def _degenerate(
-    train_y: Sequence[str], test_y: Sequence[str], base: dict[str, Any]
-) -> dict[str, Any] | None:
-    if len(set(train_y)) > 1:
-        return None
-    only = train_y[0]
-    base["degenerate"] = (
-        f"the training corpus has a single class ('{only}') in this column: "
-        "no classifier can be trained; every test text is predicted as that class"
-    )
-    return {**base, **_scores([only] * len(test_y), test_y)}
 
 
 def linear_probe(
@@ -148,15 +92,6 @@ def linear_probe(
 
 PROBE_CS = (0.1, 1.0, 10.0, 100.0)
 FALLBACK_C = 10.0  # when a class has too few samples to cross-validate
-
-
-def _weights(weights: Sequence[float] | None, n: int) -> np.ndarray | None:
-    if weights is None:
-        return None
-    w = np.asarray(weights, dtype=np.float64)
-    if w.shape != (n,) or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"training weights must be {n} finite non-negative numbers, not all zero")
-    return w
 
 
 def choose_C(
@@ -375,6 +310,7 @@ def finetune_classifier(
                 "best_epoch": best["epoch"],
                 "accuracy": best["accuracy"],
                 "macro_f1": best["macro_f1"],
+                "balanced_accuracy": best["balanced_accuracy"],
                 "val_accuracy": best["val_accuracy"],
                 "history": history,
             }
@@ -384,11 +320,13 @@ def finetune_classifier(
             torch.cuda.empty_cache()
     accs = np.array([p["accuracy"] for p in per_seed], dtype=np.float64)
     f1s = np.array([p["macro_f1"] for p in per_seed], dtype=np.float64)
+    bals = np.array([p["balanced_accuracy"] for p in per_seed], dtype=np.float64)
     return {
         **base,
         "accuracy": round(float(accs.mean()), 5),
         "accuracy_std": round(float(accs.std(ddof=0)), 5),
         "macro_f1": round(float(f1s.mean()), 5),
+        "balanced_accuracy": round(float(bals.mean()), 5),
         "validation": "given"
         if val_texts is not None
         else f"{s.val_fraction:.0%} of the training corpus",

@@ -47,9 +47,14 @@ class CachedEmbedder:
 
 @dataclass
 class EvalOptions:
-    """What to measure. The defaults are the fast CPU evaluation (seconds to a minute)."""
+    """What to measure. The defaults are the fast CPU evaluation (seconds to a minute): the
+    embedding probe, and the bag-of-words learner next to it (`independent`)."""
 
     tiers: tuple[str, ...] = ("fast",)
+    # The bag-of-words learner ("bow" tier, augpe.evaluate.independent): on by default, because
+    # it is the one measurement the pipeline's own embedding space cannot flatter.
+    independent: bool = True
+    curve_draws: int = 5  # real-data learning curve: seeded draws per size (with real_train)
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
     nextword: LMSettings | None = None  # None: skip next-word prediction
     fidelity: bool = True
@@ -66,6 +71,8 @@ class EvalOptions:
         bad = [t for t in self.tiers if t not in TIERS]
         if bad or not self.tiers:
             raise EvalError(f"unknown evaluation tier(s) {bad}; use {', '.join(TIERS)}")
+        if self.curve_draws < 1:
+            raise EvalError(f"curve_draws must be at least 1, not {self.curve_draws}")
 
 
 def default_out_dir(corpus: str | Path) -> Path:

@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from augpe.evaluate.learners import comparison_lines
+from augpe.evaluate.report_learners import learners_section
+
 REPORT = "report.md"
 
 
@@ -270,6 +273,7 @@ def write_report(result: dict[str, Any], out_dir: str | Path, plots: bool = True
         "",
         "```",
         headline(result),
+        *comparison_lines(result),
         "```",
         "",
         "## Results",
@@ -286,6 +290,7 @@ def write_report(result: dict[str, Any], out_dir: str | Path, plots: bool = True
         ),
         "",
     ]
+    md += learners_section(result, out, plots and _pyplot() is not None)
     paper_cols = [
         (e, c)
         for e in result["results"]

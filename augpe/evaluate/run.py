@@ -41,6 +41,8 @@ from augpe.evaluate.corpus import (
 )
 from augpe.evaluate.downstream import finetune_classifier, linear_probe
 from augpe.evaluate.fidelity import fidelity_metrics, word_counts
+from augpe.evaluate.independent import BOW, bow_classifier
+from augpe.evaluate.learners import compare_learners, learner_info, real_curves, tiers_of
 from augpe.evaluate.nextword import next_word_prediction
 from augpe.evaluate.options import CachedEmbedder, EvalOptions, make_eval_embedder
 from augpe.evaluate.report import write_report
@@ -119,12 +121,16 @@ def measure(
     full=False: the fast tier and fidelity only (used per iteration)."""
     e = emb.encode(c.texts, desc=f"embed {c.name}")
     out: dict[str, Any] = {"downstream": {}}
-    for tier in opts.tiers if full else ("fast",):
+    for tier in tiers_of(opts) if full else ("fast",):
         per_col: dict[str, Any] = {}
         for col in columns:
             if tier == "fast":
                 per_col[col] = linear_probe(
                     e, c.labels[col], test_emb, test.labels[col], C=opts.C, weights=c.weights
+                )
+            elif tier == BOW:
+                per_col[col] = bow_classifier(
+                    c.texts, c.labels[col], test.texts, test.labels[col], weights=c.weights
                 )
             else:
                 log.info(
@@ -207,6 +213,9 @@ def evaluate(  # noqa: C901 - one linear report, each optional step a few lines
     `cache_dir`: a PRIVATE folder where embeddings of the real text and the real-data results are
     kept by content hash (`augpe.evaluate.cache`), so the next evaluation against the same real
     files does not pay for them again; None (the default here) keeps nothing on disk.
+    With `options.independent` (the default) every corpus is also scored by the bag-of-words
+    learner, which shares no feature space with the pipeline; with `real_train`, both learners'
+    real-data learning curves say how many real records each corpus is worth.
     Returns the eval.json dictionary; writes eval.json + report.md to `out_dir` when given.
     """
     opts = options or EvalOptions()
@@ -253,6 +262,7 @@ def evaluate(  # noqa: C901 - one linear report, each optional step a few lines
             raise DataError(f"{path} (compare '{name}'): the corpus is empty")
         _check_labels(c, columns, f"compare '{name}'")
         entries.append((name, "compare", c))
+    rt: TextCorpus | None = None
     if real_train is not None:
         rt = load_corpus(
             real_train, text_column, columns, "real (upper bound)", role="real training file"
@@ -329,6 +339,11 @@ def evaluate(  # noqa: C901 - one linear report, each optional step a few lines
                 }
             )
 
+    curves: dict[str, dict[str, Any]] = {}
+    if rt is not None and columns:
+        curves = real_curves(rt, test, test_emb, columns, real_emb, opts, results_cache)
+    comparison = compare_learners(results, curves, tiers_of(opts), test, columns)
+
     hist_src = {e[0]: e[2].texts for e in entries if e[1] != "real"}
     hist_src["real test"] = test.texts
     result: dict[str, Any] = {
@@ -346,7 +361,10 @@ def evaluate(  # noqa: C901 - one linear report, each optional step a few lines
             "label_counts": {col: test.label_counts(col) for col in columns},
         },
         "embedding_model": emb.name,
-        "tiers": list(opts.tiers),
+        "tiers": list(tiers_of(opts)),
+        "learners": learner_info(opts, emb.name, run),
+        "comparison": comparison,
+        "learning_curves": curves,
         "knn_k": opts.knn_k,
         "results": results,
         "per_iteration": per_iter,

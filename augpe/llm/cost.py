@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +28,9 @@ __all__ = [
     "CostMeter",
     "Metered",
     "Prices",
+    "add_spend",
+    "budgets_of",
+    "carry_spend",
     "cost_report",
     "estimate_prompt_tokens",
 ]
@@ -216,3 +219,65 @@ def cost_report(llm: LLM) -> dict[str, Any]:
     (`BaseLLM.cost_report`).
     """
     return llm.cost_report()
+
+
+# ---- a run's spending across its invocations (--resume) -----------------------------------------
+SPEND_TOTALS = ("requests", "prompt_tokens", "completion_tokens", "failures", "cost")
+"""The additive fields of a cost report or token count: summed over a run's invocations."""
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def add_spend(earlier: Mapping[str, Any], now: Mapping[str, Any]) -> dict[str, Any]:
+    """`now` (a cost report, or a token count) with what earlier invocations of the same run spent
+    added: the SPEND_TOTALS summed, `cost_by_batch` merged, a mixture's `members` each in turn.
+    Every other field (prices, replicas, ...) is `now`'s."""
+    out = dict(now)
+    for key, before in earlier.items():
+        value = out.get(key)
+        if key in SPEND_TOTALS and _number(before):
+            total = (value if _number(value) else 0) + before
+            out[key] = round(total, 6) if key == "cost" else total
+        elif key == "cost_by_batch" and isinstance(before, Mapping):
+            merged = dict(value) if isinstance(value, Mapping) else {}
+            for batch, c in before.items():
+                merged[batch] = round(merged.get(batch, 0.0) + float(c), 6)
+            out[key] = merged
+        elif key == "members" and isinstance(before, Mapping):
+            members = dict(value) if isinstance(value, Mapping) else {}
+            for name, part in before.items():
+                mine = members.get(name)
+                members[name] = add_spend(part, mine if isinstance(mine, Mapping) else {})
+            out[key] = members
+    return out
+
+
+def budgets_of(llm: Any) -> list[Budget]:
+    """Every distinct Budget behind `llm`: its meter's, and those of the backends it wraps
+    (`inner`: the request cache) or mixes (`members`)."""
+    found: dict[int, Budget] = {}
+    todo, seen = [llm], set()
+    while todo:
+        x = todo.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        budget = getattr(getattr(x, "meter", None), "budget", None)
+        if isinstance(budget, Budget):
+            found.setdefault(id(budget), budget)
+        inner = getattr(x, "inner", None)
+        if inner is not None:
+            todo.append(inner)
+        todo.extend(getattr(x, "members", None) or ())
+    return list(found.values())
+
+
+def carry_spend(llm: LLM, spent: float) -> None:
+    """Count what earlier invocations of the run spent against `generation.max_cost`: a resumed
+    run may spend only what is left of the one budget, not a fresh one."""
+    if spent > 0:
+        for budget in budgets_of(llm):
+            with budget._lock:
+                budget.spent += spent

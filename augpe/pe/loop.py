@@ -1,9 +1,10 @@
-"""Algorithm 1 of Aug-PE: generate, embed, vote, noise, select, vary.
+"""Algorithm 1 of Aug-PE: generate, embed, vote, DP release, select, vary.
 
-`evolve` is the whole method on one screen. The components it drives (LLM APIs, embedder, vote,
-noise, selection) live in their own modules; the `RunState` it writes through stores every
-population and every noisy histogram the moment it exists, so a resumed run reuses them
-(noise is never drawn twice) and the corpus is identical to an uninterrupted run.
+`evolve` is the whole method on one screen. It drives components, each behind a small Protocol:
+the LLM APIs (`TextAPIs`), the embedder, the clean vote (`augpe.privacy.vote`, through a closure
+that holds the private embeddings), the DP step (`DPStep`: the Gaussian mechanism and its store),
+the population cache (every population stored the moment it exists, so a resumed run reuses it
+and the corpus equals an uninterrupted run's) and the output policy (`augpe.pe.output`).
 """
 
 from __future__ import annotations
@@ -18,21 +19,28 @@ import numpy as np
 from augpe.config import PEConfig
 from augpe.embed import Embedder
 from augpe.pe.apis import TextAPIs
+from augpe.pe.output import OutputPolicy, PEResult, Voted
 from augpe.pe.select import select_parents
 from augpe.records.sample import Sample, class_array
 from augpe.timing import Timer
 
-COPY_SEP = "~"  # output `soft`: the id of a text's copy under a second class is `<id>~<class>`
+CleanVote = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""(candidate embeddings, their voter classes) -> the CLEAN vote histogram (private)."""
 
 
-class RunState(Protocol):
-    """Persistence of DP-safe intermediate results (populations, noisy histograms)."""
+class DPStep(Protocol):
+    """The DP step: vote t's clean histogram released with N(0, sigma_t^2), booked in the ledger
+    before it is drawn, drawn once per run (a resume gets the stored release back)."""
+
+    def release(
+        self, t: int, candidates: list[Sample], clean: Callable[[], np.ndarray]
+    ) -> np.ndarray: ...
+
+
+class PopulationCache(Protocol):
+    """Populations (pure synthetic text), stored the moment they exist, and the iteration log."""
 
     def population(self, t: int, make: Callable[[], Candidates]) -> Candidates: ...
-
-    def noisy_votes(
-        self, t: int, population: list[Sample], votes: Callable[[], np.ndarray]
-    ) -> np.ndarray: ...
 
     def log_iteration(self, t: int, record: dict[str, object]) -> None: ...
 
@@ -45,90 +53,55 @@ class Candidates:
     lookahead: list[list[Sample]] = field(default_factory=list)
 
 
-@dataclass
-class PEResult:
-    output: list[Sample]
-    votes: dict[str, float]  # noisy votes of each output sample at the final iteration
-    weighted: bool = False  # output `soft`: each sample's noisy votes are its training weight
-
-    @classmethod
-    def of(cls, picked: dict[str, tuple[Sample, float]]) -> PEResult:
-        return cls([s for s, _ in picked.values()], {k: v for k, (_, v) in picked.items()})
-
-    @classmethod
-    def soft(cls, cells: dict[str, tuple[Sample, np.ndarray]], least: float) -> PEResult:
-        """Every (candidate, class) cell with at least `least` noisy votes: the text under that
-        class, weighted by the cell (a soft label; the copy under a second class gets a new id)."""
-        out, votes = [], {}
-        for s, row in cells.values():
-            for c in np.flatnonzero(row >= least).tolist():
-                sid = s.id if c == s.class_id else f"{s.id}{COPY_SEP}{c}"
-                out.append(replace(s, id=sid, class_id=c))
-                votes[sid] = float(row[c])
-        return cls(out, votes, weighted=True)
-
-    def relabelled(self, label: Callable[[list[Sample]], np.ndarray]) -> PEResult:
-        """Each distinct candidate once, under the class `label(texts)` gives it (post-processing:
-        `label` reads only DP releases). A `soft` output's copies of one text under several classes
-        become one row; its weight is the sum of their noisy cells (how many records sit near it)."""
-        merged: dict[str, tuple[Sample, float]] = {}
-        for s in self.output:
-            base = s.id.split(COPY_SEP)[0]
-            first, votes = merged.get(base, (replace(s, id=base), 0.0))
-            merged[base] = (first, votes + self.votes.get(s.id, 0.0))
-        samples = [s for s, _ in merged.values()]
-        classes = label(samples) if samples else np.zeros(0, dtype=int)
-        out = [replace(s, class_id=int(c)) for s, c in zip(samples, classes, strict=True)]
-        return PEResult(out, {k: v for k, (_, v) in merged.items()}, self.weighted)
-
-
 def evolve(
     apis: TextAPIs,
     embed: Embedder,
-    vote: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    vote: CleanVote,
+    dp: DPStep,
+    cache: PopulationCache,
+    output: OutputPolicy,
     sizes: np.ndarray,
-    cfg: PEConfig,
-    state: RunState,
+    settings: PEConfig,
+    *,
     timer: Timer,
     rng_for: Callable[[int], np.random.Generator],
 ) -> PEResult:
-    """Run T DP iterations. `vote(emb, classes)` is the CLEAN histogram (private); the state
-    releases it through the Gaussian mechanism (`noisy_votes`), and only that noisy release is
-    read afterwards."""
-    L, T = cfg.variations, cfg.iterations
-    chosen: dict[str, tuple[Sample, float]] = {}  # every selected parent and its latest noisy vote
-    voted: dict[str, tuple[Sample, float]] = {}  # every candidate voted on, its latest noisy vote
-    cells: dict[str, tuple[Sample, np.ndarray]] = {}  # ... and its latest noisy cell per class
-    with timer.stage(0, "generate"):
-        gen = state.population(0, lambda: initial_population(apis, sizes, L, cfg.lookahead))
+    """T iterations of Private Evolution; only the DP step reads the clean vote."""
+    L, T = settings.variations, settings.iterations
+    with timer.stage(0, "generate"):  # 1. RANDOM API
+        gen = cache.population(0, lambda: initial_population(apis, sizes, L, settings.lookahead))
     for t in range(1, T + 1):
-        with timer.stage(t, "embed"):
-            emb = embed_candidates(embed, gen, cfg.lookahead_include_self)
-            voters = vote_classes(gen.samples, emb, cfg.dedup)  # near-duplicates get no vote
-        with timer.stage(t, "vote"):
-            noisy = state.noisy_votes(t, gen.samples, partial(vote, emb, voters))  # + N(0, s_t^2)
-            cells.update(vote_cells(gen.samples, noisy, voters, sizes.size, cfg.relabel))
-            # cross-class vote: a candidate takes its voters' (noisy) majority label
-            if cfg.relabel:
+        with timer.stage(t, "embed"):  # 2. embed; near-duplicates get no vote
+            emb = embed_candidates(embed, gen, settings.lookahead_include_self)
+            voters = vote_classes(gen.samples, emb, settings.dedup)
+        with timer.stage(t, "vote"):  # 3. vote, 4. DP release: + N(0, sigma_t^2)
+            noisy = dp.release(t, gen.samples, partial(vote, emb, voters))
+            cast = Voted(gen.samples, noisy, voters)
+            if settings.relabel:  # cross-class vote: a candidate takes its voters' noisy label
                 gen, noisy, voters = relabel(gen, noisy, voters)
-        with timer.stage(t, "select"):
-            parents = select_per_class(gen.samples, noisy, sizes, cfg, rng_for(t), voters)
-        remember(chosen, gen, noisy, parents)
-        remember(voted, gen, noisy, np.flatnonzero(voters >= 0).tolist())
-        state.log_iteration(t, {"population": len(gen.samples), "parents": len(parents)})
-        if t == T:
-            if cfg.output == "voted":  # every candidate any iteration's noisy vote vouches for
-                least = cfg.min_votes or 0.0
-                return PEResult.of({k: sv for k, sv in voted.items() if sv[1] >= least})
-            if cfg.output == "soft":  # ... under every class whose noisy cell vouches for it
-                return PEResult.soft(cells, cfg.min_votes or 0.0)
-            return final_output(gen, noisy, parents, cfg.output, chosen, voters)
-        with timer.stage(t, "generate"):
-            gen = state.population(t, partial(next_population, apis, gen, parents, L, cfg, t))
-    raise AssertionError("unreachable")
+        with timer.stage(t, "select"):  # 5. select parents from the noisy votes
+            parents = select_per_class(gen.samples, noisy, sizes, settings, rng_for(t), voters)
+        output.observe(cast, Voted(gen.samples, noisy, voters), parents)
+        cache.log_iteration(t, iteration_record(cast, parents))
+        if t < T:
+            with timer.stage(t, "generate"):  # 6. VARIATION API on the parents
+                gen = cache.population(
+                    t, partial(next_population, apis, gen, parents, L, settings, t)
+                )
+    return output.result()
 
 
 # ---- the steps ------------------------------------------------------------------------------
+def iteration_record(cast: Voted, parents: list[int]) -> dict[str, object]:
+    """The iteration log's line: noisy (DP-safe) summaries only."""
+    return {
+        "noisy_votes_max": round(float(cast.noisy.max(initial=0.0)), 3),
+        "noisy_votes_sum": round(float(cast.noisy.sum()), 3),
+        "population": len(cast.samples),
+        "parents": len(parents),
+    }
+
+
 def initial_population(apis: TextAPIs, sizes: np.ndarray, L: int, lookahead: int) -> Candidates:
     """RANDOM API: sizes[c] samples per class, then L-1 variations of each (PE step 1)."""
     seeds = apis.random([c for c, n in enumerate(sizes) for _ in range(int(n))], iteration=0)
@@ -212,27 +185,6 @@ def relabel(
     return Candidates(samples, kids), score, np.where(voters >= 0, labels, -1)
 
 
-def vote_cells(
-    samples: list[Sample], noisy: np.ndarray, voters: np.ndarray, n_classes: int, cross: bool
-) -> dict[str, tuple[Sample, np.ndarray]]:
-    """Each candidate that could be voted for and its noisy votes per voter class: the row of the
-    cross-class histogram, or (per-class vote) its one count in its own class, -inf elsewhere."""
-    n = len(samples)
-    if cross:
-        table = noisy.reshape(n, n_classes)
-    else:
-        table = np.full((n, n_classes), -np.inf)
-        table[np.arange(n), np.maximum(voters, 0)] = noisy
-    return {samples[i].id: (samples[i], table[i]) for i in np.flatnonzero(voters >= 0).tolist()}
-
-
-def remember(
-    into: dict[str, tuple[Sample, float]], gen: Candidates, noisy: np.ndarray, idx: list[int]
-) -> None:
-    """Keep candidates idx with their latest noisy vote (and label), by id."""
-    into.update({gen.samples[i].id: (gen.samples[i], float(noisy[i])) for i in idx})
-
-
 def select_per_class(
     samples: list[Sample],
     noisy: np.ndarray,
@@ -270,23 +222,3 @@ def next_population(
         kids.extend(apis.vary(group, n, iteration=t, stream=stream))
     keep = [gen.samples[i] for i in dict.fromkeys(parents)] if cfg.keep_parents else []
     return with_lookahead(apis, keep + kids, cfg.lookahead, iteration=t)
-
-
-def final_output(
-    gen: Candidates,
-    noisy: np.ndarray,
-    parents: list[int],
-    mode: str,
-    chosen: dict[str, tuple[Sample, float]] | None = None,
-    voters: np.ndarray | None = None,
-) -> PEResult:
-    """'selected': the last selection (unique, best first); 'all': the whole last population;
-    'union': every sample selected in any iteration (post-processing of noisy votes too)."""
-    if mode == "union" and chosen is not None:
-        return PEResult.of(chosen)
-    if mode == "selected":
-        idx = list(dict.fromkeys(parents))
-    else:  # the whole population, but for the near-duplicates
-        idx = [i for i in range(len(gen.samples)) if voters is None or voters[i] >= 0]
-    out = [gen.samples[i] for i in idx]
-    return PEResult(out, {gen.samples[i].id: float(noisy[i]) for i in idx})

@@ -5,7 +5,8 @@ mu-GDP composes exactly: mu = sqrt(sum_t 1/sigma_t^2). The (eps, delta) curve of
 closed form, so there is no slack to give away: RDP would overstate eps by about 8-10% at our
 settings (sigma = 10, T = 10, delta = 1e-5: RDP 1.308, exact 1.199).
 
-Convention: every answer errs on the private side. Root finders return the bound that is safe
+Pure maths: errors are ValueError naming the quantity, never a config key (`augpe.privacy.plan`
+translates them for a config). Convention: every answer errs on the private side. Root finders return the bound that is safe
 (eps never below the true eps, mu never above the true mu) and sigma is rounded *up*, so a
 published (eps, delta) is always met, never approached from the wrong side.
 """
@@ -13,19 +14,19 @@ published (eps, delta) is always met, never approached from the wrong side.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy.optimize import brentq
 from scipy.special import log_ndtr
 
-from augpe.errors import ConfigError
-
 __all__ = [
-    "DELTA_REFERENCE",
+    "ACCOUNTANTS",
+    "DEFAULT_DELTA",
+    "Accountant",
+    "accountant",
     "calibrate_sigma",
     "default_delta",
-    "delta_from_size_estimate",
     "epsilon_for_sigma",
     "epsilon_for_sigmas",
     "gdp_delta",
@@ -36,13 +37,10 @@ __all__ = [
     "vote_sigmas",
 ]
 
-DELTA_REFERENCE = 1e-10
-"""A public delta used before the run's own delta is known (it is derived from a DP size estimate
-that must itself be priced first). Smaller than 1/(N ln N) for any N below ~4.6e8, so a release
-calibrated at it costs no more than its share of the budget at the final delta."""
-SIZE_ESTIMATE_Z = 3.0
-"""The DP size estimate is pushed up by this many noise standard deviations (a larger N gives a
-smaller, stricter delta)."""
+DEFAULT_DELTA = 1e-6
+"""The delta of a run that sets neither `privacy.delta` nor a public bound on the number of protected
+units: a constant, fixed before any data is read. It is below 1/(N ln N) for N up to about 87,000
+records (users); for larger data set `privacy.delta` or `privacy.population_bound`."""
 
 _XTOL = 1e-12
 _RTOL = 4 * float(np.finfo(float).eps)  # as tight as brentq allows
@@ -50,12 +48,12 @@ _RTOL = 4 * float(np.finfo(float).eps)  # as tight as brentq allows
 
 def _check_delta(delta: float) -> None:
     if not (0.0 < delta < 1.0):  # also rejects NaN
-        raise ConfigError(f"privacy.delta must be strictly between 0 and 1, got {delta}")
+        raise ValueError(f"delta must be strictly between 0 and 1, got {delta}")
 
 
 def _check_epsilon(epsilon: float) -> None:
     if not epsilon > 0.0:  # also rejects NaN
-        raise ConfigError(f"privacy.epsilon must be > 0, got {epsilon}")
+        raise ValueError(f"epsilon must be > 0, got {epsilon}")
 
 
 def gdp_delta(epsilon: float, mu: float) -> float:
@@ -65,9 +63,7 @@ def gdp_delta(epsilon: float, mu: float) -> float:
     vanishing tail (underflow), and their difference is what matters.
     """
     if math.isnan(epsilon) or math.isnan(mu) or mu < 0.0:
-        raise ConfigError(
-            f"GDP needs mu >= 0 and a numeric epsilon, got mu={mu}, epsilon={epsilon}"
-        )
+        raise ValueError(f"GDP needs mu >= 0 and a numeric epsilon, got mu={mu}, epsilon={epsilon}")
     if epsilon == math.inf:
         return 0.0
     if mu == math.inf:
@@ -86,7 +82,7 @@ def gdp_epsilon(mu: float, delta: float) -> float:
     """The smallest eps with gdp_delta(eps, mu) <= delta (rounded towards the safe, larger side)."""
     _check_delta(delta)
     if math.isnan(mu) or mu < 0.0:
-        raise ConfigError(f"mu must be >= 0, got {mu}")
+        raise ValueError(f"mu must be >= 0, got {mu}")
     if mu == math.inf:
         return math.inf
     if gdp_delta(0.0, mu) <= delta:
@@ -137,11 +133,11 @@ def calibrate_sigma(
         or isinstance(iterations, bool)
         or iterations < 1
     ):
-        raise ConfigError(f"iterations (T) must be an integer >= 1, got {iterations!r}")
+        raise ValueError(f"iterations (T) must be an integer >= 1, got {iterations!r}")
     if not (0.0 < share <= 1.0):
-        raise ConfigError(f"privacy budget share must be in (0, 1], got {share}")
+        raise ValueError(f"a budget share must be in (0, 1], got {share}")
     if decimals < 0:
-        raise ConfigError(f"decimals must be >= 0, got {decimals}")
+        raise ValueError(f"decimals must be >= 0, got {decimals}")
     if epsilon == math.inf:
         return 0.0
     mu_total = gdp_mu(epsilon, delta)
@@ -161,7 +157,7 @@ def epsilon_for_sigmas(sigmas: Sequence[float], delta: float) -> float:
     total = 0.0
     for s in sigmas:
         if math.isnan(s) or s < 0.0:
-            raise ConfigError(f"sigma must be >= 0, got {s}")
+            raise ValueError(f"sigma must be >= 0, got {s}")
         if s == 0.0:
             return math.inf
         total += 1.0 / (s * s)
@@ -174,23 +170,14 @@ def epsilon_for_sigma(sigma: float, delta: float, iterations: int) -> float:
 
 
 def default_delta(n: int) -> float:
-    """1/(n ln n), the papers' default: below 1/n (so no record can be published outright)."""
-    if n < 2:
-        raise ConfigError(f"privacy.delta = 1/(N ln N) needs N >= 2 private records, got N={n}")
-    return 1.0 / (n * math.log(n))
+    """1/(n ln n), the papers' default: below 1/n (so no record can be published outright).
 
-
-def delta_from_size_estimate(noisy_counts: Sequence[float], sigma: float) -> tuple[float, int]:
-    """(delta, M): delta = 1/(M ln M) with M an upper estimate of N from DP counts.
-
-    M = ceil(sum of the noisy counts + 3 sigma sqrt(bins)), at least 3: the noisy sum is unbiased
-    for N, and its noise has standard deviation sigma sqrt(bins), so M >= N with probability
-    >= 99.8% and delta < 1/(N ln N) then. Post-processing of a DP release: costs nothing, reveals
-    nothing more than the counts themselves, and N itself is never published.
+    `n` must be public: a stated upper bound on the number of protected units, never a count of
+    the private data (a delta that depends on the data makes the budget itself data-dependent).
     """
-    spread = SIZE_ESTIMATE_Z * sigma * math.sqrt(max(len(noisy_counts), 1))
-    m = max(3, math.ceil(float(sum(noisy_counts)) + spread))
-    return 1.0 / (m * math.log(m)), m
+    if n < 2:
+        raise ValueError(f"delta = 1/(N ln N) needs a public bound N >= 2, got N={n}")
+    return 1.0 / (n * math.log(n))
 
 
 def vote_sigmas(
@@ -202,9 +189,7 @@ def vote_sigmas(
     so the composed eps at `delta` never exceeds `epsilon` (checked before returning).
     """
     if len(weights) == 0 or any(not (w > 0 and math.isfinite(w)) for w in weights):
-        raise ConfigError(
-            "privacy.schedule: weights must be positive finite numbers, one per iteration"
-        )
+        raise ValueError("schedule weights must be positive finite numbers, one per vote")
     _check_epsilon(epsilon)
     _check_delta(delta)
     if epsilon == math.inf:
@@ -212,9 +197,9 @@ def vote_sigmas(
     mu = gdp_mu(epsilon, delta)
     rest = mu * mu - sum(1.0 / (s * s) for s in spent if s > 0)
     if any(s == 0 for s in spent) or rest <= 0.0:
-        raise ConfigError(
-            f"privacy: nothing of eps={epsilon} is left for the votes after the size release; "
-            "lower privacy.class_count_share"
+        raise ValueError(
+            f"nothing of eps={epsilon} is left for the votes after the other releases; "
+            "lower their shares"
         )
     total = float(sum(weights))
     sigmas = [_round_up(1.0 / math.sqrt(rest * w / total), 4) for w in weights]
@@ -237,8 +222,8 @@ def split_budget(
     if count_share is None:
         return calibrate_sigma(epsilon, delta, iterations), None
     if not (0.0 < count_share < 1.0):
-        raise ConfigError(
-            f"privacy.class_count_share must be strictly between 0 and 1, got {count_share}"
+        raise ValueError(
+            f"the class-count share must be strictly between 0 and 1, got {count_share}"
         )
     sigma_votes = calibrate_sigma(epsilon, delta, iterations, share=1.0 - count_share)
     sigma_counts = calibrate_sigma(epsilon, delta, 1, share=count_share)
@@ -293,12 +278,10 @@ def schedule_sigmas(
     target and the composed eps is checked before returning.
     """
     if len(weights) == 0 or any(not (w > 0 and math.isfinite(w)) for w in weights):
-        raise ConfigError(
-            "privacy.schedule: weights must be positive finite numbers, one per iteration"
-        )
+        raise ValueError("schedule weights must be positive finite numbers, one per vote")
     if count_share is not None and not (0.0 < count_share < 1.0):
-        raise ConfigError(
-            f"privacy.class_count_share must be strictly between 0 and 1, got {count_share}"
+        raise ValueError(
+            f"the class-count share must be strictly between 0 and 1, got {count_share}"
         )
     vote_share = 1.0 - (count_share or 0.0)
     total = float(sum(weights))
@@ -309,3 +292,19 @@ def schedule_sigmas(
         if spent > epsilon:
             raise RuntimeError(f"schedule spends eps={spent} > target {epsilon}")
     return sigmas, sigma_counts
+
+
+Accountant = Callable[[Sequence[float], float], float]
+"""(noise multipliers sigma / sensitivity of the composed Gaussian releases, delta) -> epsilon."""
+
+ACCOUNTANTS: dict[str, Accountant] = {
+    "gdp": epsilon_for_sigmas,  # exact mu-GDP, closed form: the run's own accountant
+    "pld": pld_epsilon,  # Google's dp-accounting PLD accountant: an independent cross-check
+}
+"""Accountants by name (`augpe budget --accountant NAME`)."""
+
+
+def accountant(name: str) -> Accountant:
+    if name not in ACCOUNTANTS:
+        raise ValueError(f"unknown accountant {name!r}; one of {sorted(ACCOUNTANTS)}")
+    return ACCOUNTANTS[name]

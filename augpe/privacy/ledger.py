@@ -19,21 +19,47 @@ from pathlib import Path
 from typing import Any
 
 from augpe.atomic import write_json
-from augpe.privacy.accounting import DELTA_REFERENCE, gdp_epsilon
+from augpe.privacy.accounting import accountant, gdp_epsilon
 
-__all__ = ["RELEASE_KINDS", "BudgetExceeded", "GaussianRelease", "Ledger", "Neighbouring"]
-
-RELEASE_KINDS = (
-    "vote_histogram",
-    "class_counts",
-    "record_count",
-    "keywords",
-    "lengths",
-    "centroids",
-)
+__all__ = [
+    "RELEASE_KINDS",
+    "BudgetExceeded",
+    "GaussianRelease",
+    "Ledger",
+    "Neighbouring",
+    "ReleaseKind",
+]
 
 
-class Neighbouring(str, Enum):
+class _Named(str, Enum):
+    """A string enum that prints (and formats, and serialises) as its value."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class ReleaseKind(_Named):
+    """What a release is a histogram of."""
+
+    VOTES = "vote_histogram"
+    CLASS_COUNTS = "class_counts"
+    KEYWORDS = "keywords"
+    LENGTHS = "lengths"
+    CENTROIDS = "centroids"
+
+
+RELEASE_KINDS = tuple(k.value for k in ReleaseKind)
+
+
+SIGNED_KINDS = (ReleaseKind.CENTROIDS,)
+"""Releases whose per-record contribution has signed entries (sums of embeddings)."""
+SIGNED_FACTOR = 2.0
+
+
+class Neighbouring(_Named):
     """The neighbouring relation the guarantee is stated under (and the sensitivities assume)."""
 
     RECORD = "add/remove one record"
@@ -61,7 +87,17 @@ class GaussianRelease:
     sigma: float
     sensitivity: float = 1.0
     iteration: int | None = None
-    kind: str = "vote_histogram"
+    kind: ReleaseKind = ReleaseKind.VOTES
+    replace_one_sensitivity: float | None = None
+    """L2 sensitivity when one record (user) is *replaced* rather than added or removed. A
+    contribution is a vector of L2 norm <= `sensitivity`; replacing it moves the histogram by
+    ||u - v|| <= sqrt(2) * sensitivity when both are non-negative (votes, counts, keyword and
+    length histograms), and by up to 2 * sensitivity when entries are signed (the class
+    centroids add unit embeddings). None: from `kind`."""
+    input_digest: str | None = None
+    """SHA-256 of the public description of what was released on (the bins' ids and, for a vote,
+    the candidate texts), set by the mechanism when it books the event: the same noise is never
+    drawn again on a different histogram."""
 
     def __post_init__(self) -> None:
         if math.isnan(self.sigma) or self.sigma < 0.0:
@@ -74,27 +110,37 @@ class GaussianRelease:
             raise ValueError(
                 f"release {self.name!r}: kind must be one of {RELEASE_KINDS}, got {self.kind!r}"
             )
+        object.__setattr__(self, "kind", ReleaseKind(self.kind))
+        if self.replace_one_sensitivity is None:
+            factor = SIGNED_FACTOR if self.kind in SIGNED_KINDS else math.sqrt(2.0)
+            object.__setattr__(self, "replace_one_sensitivity", factor * self.sensitivity)
 
     @property
     def noise_multiplier(self) -> float:
         """sigma / sensitivity: the only number the privacy cost depends on."""
         return self.sigma / self.sensitivity
 
+    @property
+    def replace_one_noise_multiplier(self) -> float:
+        """sigma / its replace-one sensitivity: what it costs under replace-one neighbours."""
+        assert self.replace_one_sensitivity is not None  # set in __post_init__
+        return self.sigma / self.replace_one_sensitivity
+
 
 @dataclass
 class Ledger:
     """Every Gaussian release of a run, priced exactly at `delta` by mu-GDP composition."""
 
-    delta: float | None
-    """None until it is known: a delta derived from a DP size estimate is set after that release
-    (until then the ledger prices at DELTA_REFERENCE, a smaller delta, so a larger eps)."""
+    delta: float
+    """Fixed when the run is planned, before any private data is read (`augpe.privacy.plan`)."""
     target_epsilon: float
-    neighbouring: str = Neighbouring.RECORD.value
+    neighbouring: Neighbouring = Neighbouring.RECORD
     delta_rule: str = "set by the user"
     events: list[GaussianRelease] = field(default_factory=list)
     run_nonce: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     noise_seed_rule: str = "fresh OS entropy per run, kept in the PRIVATE folder"
+    label_set: str = "not stated: treat the class names as NOT protected"
 
     def record(self, event: GaussianRelease) -> None:
         """Append a release. Only the mechanism calls this, before it draws the noise."""
@@ -115,13 +161,23 @@ class Ledger:
             total += (1.0 / e.noise_multiplier) ** 2
         return math.sqrt(total)
 
-    @property
-    def pricing_delta(self) -> float:
-        return self.delta if self.delta is not None else DELTA_REFERENCE
+    def epsilon_by(self, name: str = "gdp", *, replace_one: bool = False) -> float:
+        """eps at `delta` of the recorded releases by the accountant `name` (`ACCOUNTANTS`: exact
+        GDP, or dp-accounting's PLD); `replace_one`: under replace-one neighbours, from each
+        release's own replace-one sensitivity (a second reading, never the run's budget)."""
+        mults = [
+            e.replace_one_noise_multiplier if replace_one else e.noise_multiplier
+            for e in self.events
+        ]
+        return accountant(name)(mults, self.delta)
+
+    def replace_one_epsilon(self) -> float:
+        """eps at `delta` under replace-one neighbours, exact GDP."""
+        return self.epsilon_by("gdp", replace_one=True)
 
     def epsilon(self, extra: Iterable[GaussianRelease] = ()) -> float:
         """eps spent so far (+ `extra`) at `delta` (exact GDP conversion, rounded to the safe side)."""
-        return gdp_epsilon(self.mu(extra), self.pricing_delta)
+        return gdp_epsilon(self.mu(extra), self.delta)
 
     def assert_within_target(self, planned: Iterable[GaussianRelease] = ()) -> None:
         """Fail loudly rather than publish (or draw) more than the promise. `planned` releases are
@@ -130,7 +186,7 @@ class Ledger:
         if spent > self.target_epsilon * (1.0 + 1e-9):
             raise BudgetExceeded(
                 f"privacy budget exceeded: eps={spent:.6g} > target eps={self.target_epsilon:.6g} "
-                f"at delta={self.pricing_delta:.3g}"
+                f"at delta={self.delta:.3g}"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,27 +195,29 @@ class Ledger:
             "run_nonce": self.run_nonce,
             "delta": self.delta,
             "target_epsilon": _json_float(self.target_epsilon),
-            "neighbouring": self.neighbouring,
+            "neighbouring": self.neighbouring.value,
             "delta_rule": self.delta_rule,
             "noise_seed_rule": self.noise_seed_rule,
+            "label_set": self.label_set,
             "settings": self.settings,
-            "events": [asdict(e) for e in self.events],
+            "events": [{**asdict(e), "kind": e.kind.value} for e in self.events],
             "mu": _json_float(self.mu()),
             "epsilon": _json_float(self.epsilon()),
+            "epsilon_replace_one": _json_float(self.replace_one_epsilon()),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Ledger:
-        delta = data["delta"]
         return cls(
-            delta=None if delta is None else float(delta),
+            delta=float(data["delta"]),
             target_epsilon=float(data["target_epsilon"]),
-            neighbouring=str(data.get("neighbouring", Neighbouring.RECORD.value)),
+            neighbouring=Neighbouring(data.get("neighbouring", Neighbouring.RECORD.value)),
             delta_rule=str(data.get("delta_rule", "set by the user")),
             events=[GaussianRelease(**e) for e in data.get("events", [])],
             run_nonce=str(data.get("run_nonce", "")),
             settings=dict(data.get("settings") or {}),
             noise_seed_rule=str(data.get("noise_seed_rule", cls.noise_seed_rule)),
+            label_set=str(data.get("label_set", cls.label_set)),
         )
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -175,7 +233,7 @@ class Ledger:
     def summary(self) -> str:
         """Human-readable account: what a reader needs to check the privacy claim."""
         iterations = sum(1 for e in self.events if e.kind == "vote_histogram")
-        spent = f"eps = {self.epsilon():.4f} at delta = {self.pricing_delta:.4g}"
+        spent = f"eps = {self.epsilon():.4f} at delta = {self.delta:.4g}"
         lines = [
             f"privacy spent: {spent} (target eps = {self.target_epsilon:g})",
             f"mu-GDP: mu = {self.mu():.6g}, {len(self.events)} releases, T = {iterations} votes",
@@ -189,10 +247,14 @@ class Ledger:
                 else ""
             )
             lines.append(
-                f"  {e.name}{it} [{e.kind}]: sigma = {e.sigma:.4f} (sensitivity {e.sensitivity:g}"
-                f"{share})"
+                f"  {e.name}{it} [{e.kind}]: sigma = {e.sigma:.4f} (sensitivity {e.sensitivity:g}, "
+                f"{e.replace_one_sensitivity:.4g} under replace-one{share})"
             )
         lines.append(f"neighbouring relation: {self.neighbouring}")
+        lines.append(f"label set: {self.label_set}")
+        lines.append(
+            f"under replace-one instead: eps = {self.replace_one_epsilon():.4f} at the same delta"
+        )
         lines.append(f"delta rule: {self.delta_rule}")
         lines.append(f"noise seed: {self.noise_seed_rule}")
         if self.run_nonce:

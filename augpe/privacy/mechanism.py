@@ -9,7 +9,10 @@ Three rules, each enforced here rather than by the callers:
    and the run's nonce. A resume of the same run gets the stored value back and books the *stored*
    sigma; a stored value drawn with another sigma, or by another run, is refused. Noise comes from
    a generator seeded by (run seed, release name), so even a crash between the ledger write and
-   the store re-derives the very same noise instead of new noise.
+   the store re-derives the very same noise instead of new noise. The event carries a digest of
+   what it was drawn on (the bins and, for a vote, the candidate texts); if the stored value is
+   lost and the histogram would differ, drawing again is refused: the same noise on two different
+   clean histograms would give away their exact difference.
 3. **Fresh per run.** The seed belongs to the run: `RunSecret.new` draws it from OS entropy for
    every fresh run under a new random nonce (written in the ledger, public) and keeps it in the
    PRIVATE folder under that nonce. Two fresh runs never share noise, even with one PRIVATE
@@ -18,13 +21,14 @@ Three rules, each enforced here rather than by the callers:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import secrets
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +59,12 @@ def add_gaussian_noise(hist: np.ndarray, sigma: float, rng: np.random.Generator)
     if sigma > 0.0:
         noisy += rng.normal(0.0, sigma, size=noisy.shape)
     return noisy
+
+
+def input_digest(tag: Any, subject: Any) -> str:
+    """SHA-256 of the canonical JSON of a release's public description (`tag`, `subject`)."""
+    blob = json.dumps([tag, subject], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -132,12 +142,16 @@ class GaussianMechanism:
         *,
         file: str,
         tag: Any = None,
+        subject: Any = None,
     ) -> np.ndarray:
         """The noisy release of `clean()` described by `event`, stored in state/`file`.
 
         `tag` (JSON data, e.g. the ids of the bins) is stored with the value and must match on
-        reuse: a stored histogram of another population is never handed out.
+        reuse: a stored histogram of another population is never handed out. `subject` (public
+        JSON data, e.g. the candidate texts voted on) is only hashed, with the tag, into the
+        event's `input_digest`.
         """
+        event = replace(event, input_digest=input_digest(tag, subject))
         path = self.state_dir / file
         if path.is_file():
             return self._reuse(event, path, tag)
@@ -158,18 +172,6 @@ class GaussianMechanism:
         )
         return noisy
 
-    def fix_delta(self, delta: float, rule: str) -> None:
-        """Set the run's delta once (it may come from the first release); a resume must agree."""
-        if self.ledger.delta is None:
-            self.ledger.delta, self.ledger.delta_rule = delta, rule
-            self.ledger.assert_within_target()
-            self.ledger.save(self.ledger_path)
-        elif self.ledger.delta != delta:
-            raise PrivacyStateError(
-                f"the ledger's delta is {self.ledger.delta:g}, this run derives {delta:g}; "
-                "the privacy settings or the stored releases changed: start a fresh run"
-            )
-
     def _reuse(self, event: GaussianRelease, path: Path, tag: Any) -> np.ndarray:
         raw = json.loads(path.read_text(encoding="utf-8"))
         where = f"{path}: stored release {event.name!r}"
@@ -189,6 +191,12 @@ class GaussianMechanism:
     def _book(self, event: GaussianRelease) -> None:
         booked = self.ledger.get(event.name)
         if booked is not None:
+            if booked.input_digest != event.input_digest:
+                raise PrivacyStateError(
+                    f"release {event.name!r} is booked on other inputs than this run now asks "
+                    "(its stored value is lost and the population differs): drawing its noise "
+                    "again would reveal the difference of two clean histograms; start a fresh run"
+                )
             if booked != event:
                 raise PrivacyStateError(
                     f"release {event.name!r} is in the ledger as {booked}, now asked as {event}"

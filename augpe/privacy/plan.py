@@ -1,12 +1,10 @@
 """The privacy plan of a run: which releases, in which order, with which sigma, and why delta is what it is.
 
-Order matters because delta may come from the data. With `privacy.delta` unset, delta =
-1/(M ln M) for M a DP upper estimate of N (`delta_from_size_estimate`), taken from the first
-release: the class counts (`class_counts: dp`) or, otherwise, a one-bin record count. That first
-release is calibrated at the public `DELTA_REFERENCE` (<= the final delta for any realistic N, so
-it costs at most its share), delta follows from its noisy value, and the votes get exactly what is
-left of mu^2 at that delta. N itself is never published; neither it nor anything computed from the
-clean data, other than through a noisy release, reaches delta, sigma or any output.
+The whole plan is a function of the config alone, priced before any private data is read: delta is
+`privacy.delta`, or 1/(M ln M) for M a PUBLIC upper bound on the number of protected units
+(`privacy.population_bound`, else `data.max_records`), or the constant `DEFAULT_DELTA`. Nothing
+computed from the data, not even a noisy release, reaches delta or any sigma: the composition of a
+budget fixed in advance is a theorem, one chosen after seeing an output is not. N is never published.
 """
 
 from __future__ import annotations
@@ -16,16 +14,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-import numpy as np
-
 from augpe.config import Config
-from augpe.privacy.accounting import (
-    DELTA_REFERENCE,
-    calibrate_sigma,
-    delta_from_size_estimate,
-    vote_sigmas,
-)
-from augpe.privacy.ledger import GaussianRelease, Neighbouring
+from augpe.errors import ConfigError
+from augpe.privacy.accounting import DEFAULT_DELTA, calibrate_sigma, default_delta, vote_sigmas
+from augpe.privacy.ledger import GaussianRelease, Neighbouring, ReleaseKind
 
 __all__ = [
     "PrivacySettings",
@@ -33,6 +25,7 @@ __all__ = [
     "first_release",
     "keyword_release",
     "length_release",
+    "planned_releases",
     "resolve_delta",
     "vote_releases",
 ]
@@ -43,7 +36,7 @@ class PrivacySettings:
     """Everything the privacy cost depends on. Public, stored in the ledger, checked on resume."""
 
     epsilon: float
-    delta: float | None  # None: from a DP estimate of N
+    delta: float | None  # None: from population_bound, else DEFAULT_DELTA
     weights: tuple[float, ...]  # one per vote (T = len)
     class_counts: Literal["dp", "uniform", "public"]
     count_share: float
@@ -52,6 +45,8 @@ class PrivacySettings:
     keyword_share: float | None = None  # None: no keyword release
     centroid_share: float | None = None  # None: no class-centroid release
     length_share: float | None = None  # None: no length-distribution release
+    population_bound: int | None = None  # a PUBLIC upper bound on the protected units
+    public_labels: bool = False  # the class list is data.labels (public), not read from the data
 
     @classmethod
     def from_config(cls, cfg: Config) -> PrivacySettings:
@@ -68,6 +63,18 @@ class PrivacySettings:
             keyword_share=p.keyword_share if p.keywords else None,
             centroid_share=p.centroid_share if p.centroids else None,
             length_share=p.length_share if p.lengths else None,
+            population_bound=p.population_bound or cfg.data.max_records,
+            public_labels=cfg.data.labels is not None,
+        )
+
+    @property
+    def label_set(self) -> str:
+        """What the guarantee says of the class list: part of the relation, or not protected."""
+        if self.public_labels:
+            return "public (data.labels): neighbouring datasets share it"
+        return (
+            "read from the private data (data.labels unset): the class names are published "
+            "as they are and are NOT protected"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,61 +94,95 @@ class PrivacySettings:
         ]
 
 
-def first_release(s: PrivacySettings) -> GaussianRelease | None:
-    """The release made before the votes: DP class counts, or the record count delta comes from."""
-    if s.class_counts == "dp":
-        name, kind = "class_counts", "class_counts"
-    elif s.delta is None:
-        name, kind = "record_count", "record_count"
-    else:
-        return None
-    sigma = calibrate_sigma(
-        s.epsilon, s.delta if s.delta is not None else DELTA_REFERENCE, 1, share=s.count_share
+def resolve_delta(s: PrivacySettings) -> tuple[float, str]:
+    """(delta, how it was chosen), from the settings alone: fixed before any data is read."""
+    if s.delta is not None:
+        return s.delta, "set by the user (privacy.delta), before any data was read"
+    unit = "users" if s.neighbouring is Neighbouring.USER else "records"
+    if s.population_bound is not None:
+        m = max(3, s.population_bound)
+        return default_delta(m), (
+            f"1/(M ln M), M = {m}: a public upper bound on the number of {unit} "
+            "(privacy.population_bound or data.max_records), fixed before any data was read"
+        )
+    return DEFAULT_DELTA, (
+        f"the fixed default {DEFAULT_DELTA:g} (below 1/(N ln N) for up to ~87,000 {unit}), "
+        "fixed before any data was read"
     )
-    return GaussianRelease(name, sigma, kind=kind)
 
 
-def _before_votes(s: PrivacySettings, name: str, share: float | None) -> GaussianRelease | None:
-    """A release made before the votes, if asked for (`share` not None): its share of mu^2 at the
-    same reference delta as the first release (delta may not be known yet)."""
+def first_release(s: PrivacySettings, delta: float) -> GaussianRelease | None:
+    """The DP class counts (`class_counts: dp`), released before the votes to size the classes."""
+    if s.class_counts != "dp":
+        return None
+    sigma = calibrate_sigma(s.epsilon, delta, 1, share=s.count_share)
+    return GaussianRelease("class_counts", sigma, kind=ReleaseKind.CLASS_COUNTS)
+
+
+def _share(
+    s: PrivacySettings, delta: float, kind: ReleaseKind, share: float | None
+) -> GaussianRelease | None:
+    """A one-off release with its own share of mu^2, if asked for (`share` not None)."""
     if share is None:
         return None
-    delta = s.delta if s.delta is not None else DELTA_REFERENCE
-    return GaussianRelease(name, calibrate_sigma(s.epsilon, delta, 1, share=share), kind=name)
+    sigma = calibrate_sigma(s.epsilon, delta, 1, share=share)
+    return GaussianRelease(kind.value, sigma, kind=kind)
 
 
-def keyword_release(s: PrivacySettings) -> GaussianRelease | None:
+def keyword_release(s: PrivacySettings, delta: float) -> GaussianRelease | None:
     """The DP topic-keyword histogram (`augpe.privacy.keywords`), if asked for."""
-    return _before_votes(s, "keywords", s.keyword_share)
+    return _share(s, delta, ReleaseKind.KEYWORDS, s.keyword_share)
 
 
-def length_release(s: PrivacySettings) -> GaussianRelease | None:
+def length_release(s: PrivacySettings, delta: float) -> GaussianRelease | None:
     """The DP length distribution (`augpe.privacy.lengths`), if asked for."""
-    return _before_votes(s, "lengths", s.length_share)
+    return _share(s, delta, ReleaseKind.LENGTHS, s.length_share)
 
 
 def centroid_release(s: PrivacySettings, delta: float) -> GaussianRelease | None:
-    """The DP class centroids (`augpe.privacy.centroids`), if asked for: its share of mu^2 at the
-    run's delta (known by then: it is planned with the votes), drawn after the last vote."""
-    if s.centroid_share is None:
-        return None
-    sigma = calibrate_sigma(s.epsilon, delta, 1, share=s.centroid_share)
-    return GaussianRelease("centroids", sigma, kind="centroids")
+    """The DP class centroids (`augpe.privacy.centroids`), if asked for, drawn after the last vote."""
+    return _share(s, delta, ReleaseKind.CENTROIDS, s.centroid_share)
 
 
-def resolve_delta(
-    s: PrivacySettings, first: GaussianRelease | None, noisy: np.ndarray | None
-) -> tuple[float, str]:
-    """(delta, how it was chosen): the user's, or 1/(M ln M) from the first release's noisy value."""
-    if s.delta is not None:
-        return s.delta, "set by the user (privacy.delta)"
-    assert first is not None and noisy is not None
-    delta, m = delta_from_size_estimate(noisy.tolist(), first.sigma)
-    unit = "users" if s.neighbouring is Neighbouring.USER else "records"
-    return delta, (
-        f"1/(M ln M), M = {m}: DP upper estimate of the number of {unit} (noisy {first.name} sum "
-        f"+ 3 sigma); the exact number is never published"
+@dataclass(frozen=True)
+class PlannedReleases:
+    """Every release of a run with its sigma, priced from the settings before any data is read."""
+
+    delta: float
+    delta_rule: str
+    counts: GaussianRelease | None
+    keywords: GaussianRelease | None
+    lengths: GaussianRelease | None
+    centroids: GaussianRelease | None
+    votes: list[GaussianRelease]
+
+    def all(self) -> list[GaussianRelease]:
+        one_off = (self.counts, self.keywords, self.lengths, self.centroids)
+        return [*(e for e in one_off if e is not None), *self.votes]
+
+
+def planned_releases(s: PrivacySettings) -> PlannedReleases:
+    """The run's releases: the one-offs at their shares of mu^2, the votes spending the rest.
+
+    The maths raises ValueError; here it becomes a ConfigError that names the settings."""
+    try:
+        return _planned(s)
+    except ValueError as err:
+        raise ConfigError(
+            f"privacy (epsilon, delta, population_bound, the shares, schedule): {err}"
+        ) from None
+
+
+def _planned(s: PrivacySettings) -> PlannedReleases:
+    delta, rule = resolve_delta(s)
+    one_off = (
+        first_release(s, delta),
+        keyword_release(s, delta),
+        length_release(s, delta),
+        centroid_release(s, delta),
     )
+    votes = vote_releases(s, delta, [e for e in one_off if e is not None])
+    return PlannedReleases(delta, rule, *one_off, votes)
 
 
 def vote_releases(

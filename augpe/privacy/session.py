@@ -1,6 +1,7 @@
 """A run's privacy session: its ledger and secret, opened fresh or proven to be the run resumed,
-and the releases made before the loop (size, keywords, lengths) with the delta and vote plan
-they imply, and the one made after it (class centroids, planned and priced with those before).
+and the releases made before the loop (class counts, keywords, lengths) and the one made after it
+(class centroids). Every sigma comes from `augpe.privacy.plan.planned_releases`, priced from the
+settings before any private data is read.
 
 Everything here is privacy-critical and reads the private data only through the histograms of
 `augpe.privacy.vote` / `keywords` / `lengths` / `centroids`, each handed to the mechanism, which
@@ -22,25 +23,19 @@ from augpe.privacy.keywords import keyword_histogram, public_vocabulary, select_
 from augpe.privacy.ledger import GaussianRelease, Ledger
 from augpe.privacy.lengths import LENGTH_EDGES, LengthSampler, length_histogram
 from augpe.privacy.mechanism import GaussianMechanism, RunSecret
-from augpe.privacy.plan import (
-    PrivacySettings,
-    centroid_release,
-    first_release,
-    keyword_release,
-    length_release,
-    resolve_delta,
-    vote_releases,
-)
-from augpe.privacy.vote import class_histogram, unit_count
+from augpe.privacy.plan import PlannedReleases, PrivacySettings
+from augpe.privacy.vote import class_histogram
 from augpe.records.data import PrivateData
+from augpe.records.sample import Sample
 
 log = logging.getLogger("augpe")
 
-__all__ = ["ReleasePlan", "open_mechanism", "plan_releases", "release_centroids"]
+__all__ = ["ReleasePlan", "VoteReleases", "open_mechanism", "plan_releases", "release_centroids"]
 
 
 def open_mechanism(
     settings: PrivacySettings,
+    planned: PlannedReleases,
     ledger_path: Path,
     state_dir: Path,
     private_dir: Path,
@@ -70,16 +65,18 @@ def open_mechanism(
             "privacy.noise_seed is set: anyone who knows it can subtract the noise (tests only)"
         )
     ledger = Ledger(
-        delta=settings.delta,
+        delta=planned.delta,
         target_epsilon=settings.epsilon,
-        neighbouring=settings.neighbouring.value,
-        delta_rule="set by the user (privacy.delta)" if settings.delta else "pending",
+        neighbouring=settings.neighbouring,
+        delta_rule=planned.delta_rule,
+        label_set=settings.label_set,
         run_nonce=secret.nonce,
         settings=settings.to_dict(),
         noise_seed_rule="set by the user (privacy.noise_seed): NOT secret, tests only"
         if secret.user_seed
         else "fresh OS entropy per run, kept in the PRIVATE folder",
     )
+    ledger.assert_within_target(planned.all())  # the whole plan, priced before any draw
     ledger.save(ledger_path)
     return GaussianMechanism(ledger, ledger_path, state_dir, secret)
 
@@ -97,30 +94,19 @@ class ReleasePlan:
 
 
 def plan_releases(
-    settings: PrivacySettings, data: PrivateData, mechanism: GaussianMechanism, keywords_top: int
+    planned: PlannedReleases, data: PrivateData, mechanism: GaussianMechanism, keywords_top: int
 ) -> ReleasePlan:
-    """The releases before the votes (size, keywords, lengths), then delta, then the votes' sigmas.
-
-    The whole plan is priced before the first noise is drawn, and again once delta is known.
-    """
-    first, kw, ln = first_release(settings), keyword_release(settings), length_release(settings)
-    ledger = mechanism.ledger
-    cent = centroid_release(settings, ledger.pricing_delta)
-    before = [e for e in (first, kw, ln, cent) if e is not None]
-    draft = vote_releases(settings, ledger.pricing_delta, before)
-    ledger.assert_within_target([e for e in [*before, *draft] if not ledger.get(e.name)])
+    """The releases before the votes (class counts, keywords, lengths), at their planned sigmas."""
     noisy = None
-    if first is not None:
-        clean = (
-            (lambda: class_histogram(data.class_ids, data.num_classes, data.user_ids))
-            if first.kind == "class_counts"
-            else (lambda: unit_count(len(data), data.user_ids))
+    if planned.counts is not None:
+        noisy = mechanism.release(
+            planned.counts,
+            lambda: class_histogram(data.class_ids, data.num_classes, data.user_ids),
+            file="class_counts.json",
+            tag=data.class_names,
         )
-        noisy = mechanism.release(first, clean, file=f"{first.name}.json", tag=data.class_names)
-    delta, rule = resolve_delta(settings, first, noisy)
-    mechanism.fix_delta(delta, rule)
     keywords = None
-    if kw is not None:
+    if (kw := planned.keywords) is not None:
         vocab = public_vocabulary()
         noisy_kw = mechanism.release(
             kw,
@@ -132,7 +118,7 @@ def plan_releases(
         )
         keywords = select_keywords(noisy_kw, data.num_classes, vocab, kw.sigma, keywords_top)
     lengths = None
-    if ln is not None:
+    if (ln := planned.lengths) is not None:
         noisy_ln = mechanism.release(
             ln,
             lambda: length_histogram(data.texts, data.class_ids, data.num_classes, data.user_ids),
@@ -140,12 +126,7 @@ def plan_releases(
             tag={"classes": data.class_names, "edges": list(LENGTH_EDGES)},
         )
         lengths = LengthSampler(noisy_ln, data.num_classes, ln.sigma)
-    cent = centroid_release(settings, delta)  # at the run's delta, like the votes after it
-    before = [e for e in (first, kw, ln, cent) if e is not None]
-    votes = vote_releases(settings, delta, before)
-    ledger.assert_within_target([v for v in votes if ledger.get(v.name) is None])
-    counts = noisy if first is not None and first.kind == "class_counts" else None
-    return ReleasePlan(delta, counts, keywords, votes, cent, lengths)
+    return ReleasePlan(planned.delta, noisy, keywords, planned.votes, planned.centroids, lengths)
 
 
 def release_centroids(
@@ -164,3 +145,31 @@ def release_centroids(
         file="centroids.json",
         tag=data.class_names,
     )
+
+
+class VoteReleases:
+    """The loop's DP step (`augpe.pe.loop.DPStep`): vote t's clean histogram through the mechanism
+    at its planned sigma, stored in state/`file_of(t)`. The event is booked with a digest of the
+    candidates voted on, so a lost stored vote is never redrawn on other candidates."""
+
+    def __init__(
+        self,
+        mechanism: GaussianMechanism,
+        votes: list[GaussianRelease],
+        file_of: Callable[[int], str],
+    ) -> None:
+        self.mechanism, self.votes, self.file_of = mechanism, votes, file_of
+
+    def sigma(self, t: int) -> float:
+        return self.votes[t - 1].sigma
+
+    def release(
+        self, t: int, candidates: list[Sample], clean: Callable[[], np.ndarray]
+    ) -> np.ndarray:
+        return self.mechanism.release(
+            self.votes[t - 1],
+            clean,
+            file=self.file_of(t),
+            tag=[s.id for s in candidates],
+            subject=[[s.id, s.class_id, s.text] for s in candidates],
+        )

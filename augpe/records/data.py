@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,12 +20,16 @@ import pandas as pd
 
 from augpe.config import DataConfig
 from augpe.errors import ConfigError, DataError, missing_dependency
-
-ALL_CLASS = "all"
-"""Name of the single class when no label columns are given."""
-
-CLASS_SEP = " | "
-"""Joins the label values of one class ("Food | 5"): the class name is read inside prompts."""
+from augpe.records.labels import (
+    ALL_CLASS,
+    CLASS_SEP,
+    check_label_settings,
+    decode_cell,
+    is_container,
+    is_missing,
+    label_values,
+    make_classes,
+)
 
 _FORMATS = ("auto", "csv", "jsonl", "parquet", "hf")
 _EXTENSIONS = {
@@ -52,6 +54,9 @@ class PrivateData:
     user_ids: np.ndarray | None
     source: str
     dropped_empty: int
+    labels_public: bool = False
+    """Whether the class names come from the public data.labels (or there are no label columns),
+    rather than from the private data (then they are published outside the DP guarantee)."""
 
     def __post_init__(self) -> None:
         n = len(self.texts)
@@ -250,9 +255,11 @@ def _read_hf(path: str, split: str) -> pd.DataFrame:
 
 
 def load_private_data(cfg: DataConfig) -> PrivateData:
-    """Read, clean and validate the private records named by `cfg`."""
-    if len(set(cfg.label_columns)) != len(cfg.label_columns):
-        raise ConfigError(f"data.label_columns lists a column twice: {cfg.label_columns}")
+    """Read, clean and validate the private records named by `cfg`.
+
+    Errors name the file, the column and the setting; none holds a private text, a label value
+    read from the file or a count of private records."""
+    check_label_settings(cfg)
     source = cfg.path
     df = read_table(cfg.path, cfg.format, cfg.split)
     if cfg.max_records is not None:
@@ -266,26 +273,27 @@ def load_private_data(cfg: DataConfig) -> PrivateData:
     dropped = len(raw_texts) - len(texts)
     if not texts:
         raise DataError(
-            f"{source}: all {len(raw_texts)} texts in column '{cfg.text_column}' "
-            "(data.text_column) are empty"
+            f"{source}: every text in column '{cfg.text_column}' (data.text_column) is empty"
         )
 
-    label_rows = _label_values(df, cfg.label_columns, keep, source, "data.label_columns")
-    class_names, class_labels, class_ids = _make_classes(label_rows, cfg.label_columns, source)
+    label_rows = label_values(df, cfg.label_columns, keep, source, "data.label_columns")
+    class_names, class_labels, class_ids = make_classes(
+        label_rows, cfg.label_columns, source, cfg.labels, keep
+    )
 
     counts = np.bincount(class_ids, minlength=len(class_names))
-    small = [n for n, c in zip(class_names, counts) if c < cfg.min_records_per_class]
-    if small:  # names only: an exact count of a private class is itself a non-DP release
-        listed = ", ".join(f"'{n}'" for n in small)
+    if (counts < cfg.min_records_per_class).any():  # no name, no count: each is a non-DP release
         raise DataError(
-            f"{source}: classes below the threshold data.min_records_per_class = "
-            f"{cfg.min_records_per_class}: {listed}"
+            f"{source}: a class of column(s) {', '.join(repr(c) for c in cfg.label_columns)} "
+            f"(data.label_columns) is below the threshold data.min_records_per_class = "
+            f"{cfg.min_records_per_class}; merge small classes or lower the setting (0 keeps "
+            "a class of data.labels that has no records)"
         )
 
     user_ids = None
     if cfg.user_column is not None:
         users = [
-            r[0] for r in _label_values(df, [cfg.user_column], keep, source, "data.user_column")
+            r[0] for r in label_values(df, [cfg.user_column], keep, source, "data.user_column")
         ]
         index = {u: k for k, u in enumerate(sorted(set(users)))}
         user_ids = np.array([index[u] for u in users], dtype=np.int64)
@@ -299,6 +307,7 @@ def load_private_data(cfg: DataConfig) -> PrivateData:
         user_ids=user_ids,
         source=source,
         dropped_empty=dropped,
+        labels_public=cfg.labels is not None or not cfg.label_columns,
     )
 
 
@@ -314,7 +323,7 @@ def load_public_seed(cfg: DataConfig, class_names: list[str]) -> list[tuple[str,
     df = read_table(source, "auto", cfg.split, setting="data.public_seed")
     _check_columns(df, _wanted_columns(cfg, users=False), f"{source} (data.public_seed)")
     keep, texts = _clean_texts(df[cfg.text_column].tolist(), source, cfg.text_column)
-    rows = _label_values(df, cfg.label_columns, keep, source, "data.label_columns")
+    rows = label_values(df, cfg.label_columns, keep, source, "data.label_columns")
     id_of = {name: c for c, name in enumerate(class_names)}
     out = []
     for i, text, values in zip(keep, texts, rows):
@@ -351,16 +360,6 @@ def _check_columns(df: pd.DataFrame, wanted: list[tuple[str, str]], source: str)
             )
 
 
-def _is_missing(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, (float, np.floating)) and math.isnan(value)
-
-
-def _is_container(value: Any) -> bool:
-    return isinstance(value, (list, tuple, dict, set, np.ndarray))
-
-
 def _clean_texts(values: list[Any], source: str, column: str) -> tuple[list[int], list[str]]:
     """(row indices kept, their cleaned texts): empty, whitespace-only and missing texts dropped."""
     keep: list[int] = []
@@ -375,74 +374,19 @@ def _clean_texts(values: list[Any], source: str, column: str) -> tuple[list[int]
 
 def _clean_text(value: Any, source: str, row: int, column: str) -> str:
     """The stripped text; "" (dropped) for empty, whitespace-only or missing values."""
-    if _is_missing(value):
+    if is_missing(value):
         return ""
     if isinstance(value, bytes):
-        value = _decode_cell(value, source, row, column)
-    elif not isinstance(value, str):
-        if _is_container(value):
-            raise DataError(
-                f"{source}: row {row}, column '{column}' (data.text_column) holds a "
-                f"{type(value).__name__}, not a text"
-            )
-        value = str(value)
-    return value.strip()
-
-
-def _decode_cell(value: bytes, source: str, row: int, column: str) -> str:
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError as err:
+        value = decode_cell(value, source, row, column)
+    elif not isinstance(value, str):  # a number would become the text "0", "1", ...
+        if isinstance(value, (int, float, np.number)):
+            kind = "a number"
+        elif is_container(value):
+            kind = "a list or mapping"
+        else:
+            kind = f"a value of type {type(value).__name__}"
         raise DataError(
-            f"{source}: row {row}, column '{column}' is not valid UTF-8 "
-            f"(byte offset {err.start} in the cell)"
-        ) from None
-
-
-def _label_value(value: Any, source: str, row: int, column: str, setting: str) -> str:
-    """A label as a string, so 5, 5.0 and "5" are one class; missing values are errors."""
-    if isinstance(value, bytes):
-        value = _decode_cell(value, source, row, column)
-    if _is_container(value):
-        raise DataError(
-            f"{source}: row {row}, column '{column}' ({setting}) holds a {type(value).__name__}; "
-            "a label must be a single value"
+            f"{source}: row {row}, column '{column}' (data.text_column) holds {kind}, not a "
+            "text; the text column must hold strings (pick the right column)"
         )
-    if _is_missing(value) or (isinstance(value, str) and not value.strip()):
-        raise DataError(f"{source}: row {row} has no value in column '{column}' ({setting})")
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))  # a NaN in the column turns ints into floats: 5.0 is still "5"
-    return str(value).strip()
-
-
-def _label_values(
-    df: pd.DataFrame, columns: Sequence[str], keep: list[int], source: str, setting: str
-) -> list[tuple[str, ...]]:
-    cols = [df[c].tolist() for c in columns]
-    return [
-        tuple(_label_value(col[i], source, i + 1, c, setting) for c, col in zip(columns, cols))
-        for i in keep
-    ]
-
-
-def _make_classes(
-    label_rows: list[tuple[str, ...]], label_columns: list[str], source: str
-) -> tuple[list[str], list[dict[str, str]], np.ndarray]:
-    if not label_columns:
-        return [ALL_CLASS], [{}], np.zeros(len(label_rows), dtype=np.int64)
-    by_name: dict[str, tuple[str, ...]] = {}
-    for values in set(label_rows):
-        name = CLASS_SEP.join(values)
-        other = by_name.setdefault(name, values)
-        if other != values:
-            raise DataError(
-                f"{source}: label combinations {list(other)} and {list(values)} both read as "
-                f"class '{name}'; a label value contains '{CLASS_SEP.strip()}'"
-            )
-    names = sorted(by_name)
-    labels = [dict(zip(label_columns, by_name[n])) for n in names]
-    id_of = {by_name[n]: k for k, n in enumerate(names)}
-    class_ids = np.array([id_of[v] for v in label_rows], dtype=np.int64)
-    return names, labels, class_ids
+    return value.strip()

@@ -1,5 +1,6 @@
-"""Releasing a run: the allow-list and the private-record scan (`verify`), the dataset formats
-(`export`) and the dataset card (`card`). Reads a finished run folder; never writes one."""
+"""Releasing a run: the allow-list copy (`verify`), the scans it must pass (`scan`), the staging
+folder and the constant file metadata (`staging`), the dataset formats (`export`) and the dataset
+card (`card`). Reads a finished run folder; never writes one."""
 
 from augpe.release.verify import (
     ARTEFACTS,
@@ -7,6 +8,7 @@ from augpe.release.verify import (
     ReleaseError,
     artefact_table,
     find_class_counts,
+    find_machine_paths,
     public_config,
     release,
     scan_for_private,
@@ -18,6 +20,7 @@ __all__ = [
     "ReleaseError",
     "artefact_table",
     "find_class_counts",
+    "find_machine_paths",
     "public_config",
     "release",
     "scan_for_private",

@@ -11,7 +11,9 @@ The card is written from three release-safe files only:
     i.e. DP post-processing) and the models that wrote it.
 
 It never reads the private data, summary.json or anything in the PRIVATE folder, so it cannot print
-a private record count. Unknown ledger keys are ignored; `delta_rule` is printed verbatim.
+a private record count; nor does it print a path of the machine it was made on (the release
+command it quotes says RUN_DIR and OUT). Unknown ledger keys are ignored; `delta_rule` is printed
+verbatim.
 """
 
 from __future__ import annotations
@@ -247,14 +249,7 @@ def build_card(
         "## What is public, and what the guarantee does not cover",
         "",
         (
-            "Treated as public, not protected: "
-            + (
-                "the number of private records (the delta rule above uses it, so it can be read "
-                "back from delta), "
-                if "(public)" in rule
-                else ""
-            )
-            + "the label set (the class names below), the prompts and class descriptions, the "
+            "Treated as public, not protected: the label set (the class names below), the prompts and class descriptions, the "
             "generator and the embedding model, and the run's generation seed. The noise seed "
             "must be secret (a known seed lets anyone subtract the noise) and is not part of "
             "this release."
@@ -295,6 +290,8 @@ def build_card(
         ),
         f"- augpe {__version__}; the resolved config is `config.yaml` in this folder (the run: "
         "`augpe run config.yaml`)" + (f"; released with `{command}`" if command else ""),
+        # `command` names no path (`augpe release RUN_DIR OUT ...`): the release scan refuses
+        # any absolute path of this machine in a released file.
         "",
         "## Dataset structure",
         "",

@@ -12,7 +12,9 @@ with its own reader (pandas for CSV, pyarrow for Parquet and Arrow) and dumped a
 scratch folder that the scan reads too; a finding there names the file it came from. CSV is
 decoded the same way (its quoting doubles every '"', which would hide a record from a raw search).
 
-Any finding aborts the release and leaves OUT untouched, as `release` does.
+The files it adds are scanned for machine paths and ".PRIVATE" too, and everything in OUT gets the
+one release timestamp (`augpe.release.staging`). Any finding aborts the release and leaves OUT
+untouched, as `release` does.
 
 Layout of OUT (besides the allow-listed files of `release`, synthetic.jsonl included):
   jsonl (default)  nothing more: synthetic.jsonl as today
@@ -27,9 +29,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,14 @@ from typing import Any
 import yaml
 
 from augpe.errors import AugpeError, missing_dependency
+from augpe.release.scan import find_machine_paths, machine_paths
+from augpe.release.staging import staging
 from augpe.release.verify import (
     ReleaseError,
     find_class_counts,
     private_reference,
+    publish,
+    refusal,
     release,
     scan_for_private,
 )
@@ -211,10 +216,13 @@ def verify_release(
     class_names: Sequence[str] = (),
     counts: Sequence[int] = (),
     extra_counts: dict[str, dict[str, int]] | None = None,
+    paths: Mapping[str, str] | None = None,
 ) -> list[str]:
     """The release scans (`scan_for_private`, `find_class_counts`) over `folder` as it is on disk
     and over every table in it as its loader reads it (decoded into a scratch folder, deleted
-    after). `extra_counts` adds mappings to check for the clean counts (e.g. the card's sizes)."""
+    after). `extra_counts` adds mappings to check for the clean counts (e.g. the card's sizes);
+    `paths` ({absolute path: what}, `augpe.release.scan.machine_paths`) adds the scan for machine
+    paths and ".PRIVATE" in the files' contents."""
     stage = Path(folder)
     with tempfile.TemporaryDirectory(prefix=".augpe-views.") as tmp:
         views = Path(tmp)
@@ -224,6 +232,8 @@ def verify_release(
             (views / name).write_text(json.dumps(mapping), encoding="utf-8")
             names[name] = name
         findings = scan_for_private(stage, texts) + find_class_counts(stage, class_names, counts)
+        if paths is not None:
+            findings += find_machine_paths(stage, paths)
         for line in scan_for_private(views, texts) + find_class_counts(views, class_names, counts):
             view, _, rest = line.partition(":")
             key = view.split("#", 1)[0]
@@ -238,8 +248,9 @@ def _same_or_inside(a: Path, b: Path) -> bool:
     return a == b or b in a.parents
 
 
-def _check_destination(run: Path, dest: Path) -> None:
-    """What `release` checks of its OUT, for the final OUT (release itself sees a staging path)."""
+def _check_destination(run: Path, dest: Path) -> Path:
+    """What `release` checks of its OUT, for the final OUT (release itself sees a staging path);
+    returns the run's PRIVATE folder."""
     if _same_or_inside(dest, run) or _same_or_inside(run, dest):
         raise ReleaseError(
             f"release folder {dest} must lie outside the run folder {run} (and not contain it)"
@@ -253,6 +264,7 @@ def _check_destination(run: Path, dest: Path) -> None:
     private_dir = Path(pd) if pd else Path(str(run) + ".PRIVATE")
     if _same_or_inside(dest, private_dir):
         raise ReleaseError(f"release folder {dest} lies inside the PRIVATE folder {private_dir}")
+    return private_dir
 
 
 def release_dataset(
@@ -276,11 +288,9 @@ def release_dataset(
     if fmt not in FORMATS:
         raise ReleaseError(f"unknown release format {fmt!r}; use one of {', '.join(FORMATS)}")
     run, dest = Path(run_dir), Path(out)
-    _check_destination(run, dest)
+    private_dir = _check_destination(run, dest)
     texts_in = list(private_texts) if private_texts is not None else None
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".export", dir=dest.parent))
-    try:
+    with staging(dest, "export") as work:
         stage = work / "release"
         release(
             run,
@@ -297,17 +307,10 @@ def release_dataset(
             write_card(stage, fmt=fmt, license=license, command=command)
             extra["README.md.class_sizes.json"] = card_counts(stage)
         texts, names, counts = private_reference(run, private_data, texts_in)
-        findings = verify_release(stage, texts, names, counts, extra)
+        cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+        paths = machine_paths(run, dest, private_dir, cfg)
+        findings = verify_release(stage, texts, names, counts, extra, paths)
         if findings:
-            shown = "\n  ".join(findings[:20]) + (
-                f"\n  ... and {len(findings) - 20} more" if len(findings) > 20 else ""
-            )
-            raise ReleaseError(
-                f"release of {run} ({fmt}) refused, nothing written to {dest}:\n  {shown}"
-            )
-        if dest.exists():
-            dest.rmdir()
-        os.replace(stage, dest)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            raise refusal(f"release of {run} ({fmt}) refused, nothing written to {dest}", findings)
+        publish(stage, dest)
     return sorted(p for p in dest.rglob("*") if p.is_file())

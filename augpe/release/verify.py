@@ -7,12 +7,21 @@ against the private data itself before it becomes OUT:
   * no file contains a private record: every record of >= MIN_WORDS words is searched for as a
     whole (whitespace-normalised) substring of every file, raw and JSON/YAML-decoded;
   * no file contains the clean class counts (a class-keyed mapping or a per-class list equal to
-    them); with a single class the count is N, which the delta rule makes public anyway;
+    them); with a single class that count is N, the number of private records, which is never
+    published (delta is fixed before the data is read, from the config or a public bound);
   * nothing from the PRIVATE folder: no `.PRIVATE` path, no `.npy` cache, no noise seed (the
-    config's seed is redacted, and the seed kept in the PRIVATE folder appears in no file).
+    config's seed is redacted, and the seed kept in the PRIVATE folder appears in no file);
+  * no file's contents hold ".PRIVATE" or an absolute path of this machine (the run, the private
+    data, the home folder, ...).
 
-Any finding aborts the release and leaves OUT untouched. A run with eps = inf (no noise) is
-refused unless `allow_non_private=True`: its "noisy" histograms are the clean ones.
+The scans live in `augpe.release.scan`; their findings name files, never private text or a count
+of private records. Any finding aborts the release and leaves OUT untouched. A run with
+eps = inf (no noise) is refused unless `allow_non_private=True`: its "noisy" histograms are the
+clean ones.
+
+What leaves carries no metadata of the run folder (`augpe.release.staging`): files are copied as
+bytes, and every file and folder gets one constant timestamp and fixed permissions. The release is
+built in a marked staging folder beside OUT; a leftover of a killed release is removed by the next.
 """
 
 from __future__ import annotations
@@ -22,9 +31,7 @@ import logging
 import math
 import os
 import re
-import shutil
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +39,16 @@ import numpy as np
 import yaml
 
 from augpe.errors import AugpeError
+from augpe.release.scan import (
+    MIN_WORDS,
+    find_class_counts,
+    find_machine_paths,
+    find_private_artefacts,
+    machine_paths,
+    released_files,
+    scan_for_private,
+)
+from augpe.release.staging import copy_plain, normalize_tree, staging
 from augpe.runner.layout import ARTEFACTS, artefact_table
 
 log = logging.getLogger("augpe")
@@ -44,6 +61,7 @@ __all__ = [
     "ReleaseError",
     "artefact_table",
     "find_class_counts",
+    "find_machine_paths",
     "release",
     "scan_for_private",
 ]
@@ -55,10 +73,6 @@ STATE_PATTERN = re.compile(
     r"^(population_\d+|votes_\d+|class_counts|record_count|keywords|lengths|centroids)\.json$"
 )
 """state/ files that hold only synthetic text or noisy histograms (released with include_state)."""
-MIN_WORDS = 5
-"""Shorter private records ("Great product, thanks!") occur in any corpus: not evidence of a leak."""
-_PRIVATE_SUFFIXES = (".npy", ".npz", ".pkl", ".pt", ".faiss")
-_SEED_MIN_DIGITS = 9  # a user-set seed like 0 or 1234 occurs in any text; an OS-drawn one never
 
 
 class ReleaseError(AugpeError):
@@ -68,7 +82,6 @@ class ReleaseError(AugpeError):
 _PATH_SETTINGS = (
     ("data", "path"),
     ("output", "dir"),
-    ("output", "private_dir"),
     ("generation", "cache_path"),
     ("generation", "api_key_file"),
 )
@@ -76,8 +89,11 @@ _PATH_SETTINGS = (
 
 def public_config(cfg: dict[str, Any]) -> dict[str, Any]:
     """The config as released: machine paths (the private data's among them) cut to their names,
-    and the cluster's address and runtime environment left out (machine facts, not method)."""
+    the PRIVATE folder's left out (null: beside the run folder), and the cluster's address and
+    runtime environment left out (machine facts, not method)."""
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg.items()}
+    if isinstance(out.get("output"), dict) and out["output"].get("private_dir"):
+        out["output"]["private_dir"] = None
     for section, key in _PATH_SETTINGS:
         value = (out.get(section) or {}).get(key)
         if isinstance(value, str) and value:
@@ -88,147 +104,6 @@ def public_config(cfg: dict[str, Any]) -> dict[str, Any]:
             if execution.get(key):
                 execution[key] = "<not released>"
     return out
-
-
-# ---- the scan --------------------------------------------------------------------------------
-def _norm(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _strings(obj: Any) -> Iterator[str]:
-    if isinstance(obj, str):
-        yield obj
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            yield str(k)
-            yield from _strings(v)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            yield from _strings(v)
-
-
-def _parsed(path: Path, raw: str) -> list[Any]:
-    """The JSON / JSONL / YAML documents of a file ([] if it is none of them)."""
-    try:
-        if path.suffix == ".jsonl":
-            return [json.loads(line) for line in raw.splitlines() if line.strip()]
-        if path.suffix == ".json":
-            return [json.loads(raw)]
-        if path.suffix in (".yaml", ".yml"):
-            return [yaml.safe_load(raw)]
-    except (ValueError, yaml.YAMLError):
-        pass
-    return []
-
-
-def _haystack(path: Path) -> str:
-    """Everything a reader of the file could read: the raw text and every decoded string value
-    (JSON escapes \\" and \\n or \\uXXXX would hide a record from a raw search)."""
-    raw = path.read_bytes().decode("utf-8", errors="replace")
-    parts = [raw, *(s for doc in _parsed(path, raw) for s in _strings(doc))]
-    return "\n".join(_norm(p) for p in parts)
-
-
-def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file())
-
-
-def scan_for_private(folder: str | os.PathLike[str], texts: Sequence[str]) -> list[str]:
-    """Findings (one line each) for every file under `folder` that contains a private record.
-
-    Each record of >= MIN_WORDS words is looked for as a whole, whitespace-normalised, exact
-    substring. An index of word trigrams makes this linear in the corpus: a record can only
-    occur where its interior words (the first and last may be glued to punctuation) occur.
-    """
-    root = Path(folder)
-    findings: list[str] = []
-    wanted: dict[tuple[str, ...], list[int]] = {}
-    norm_texts = [_norm(t) for t in texts]
-    for i, t in enumerate(norm_texts):
-        words = t.split(" ")
-        if len(words) >= MIN_WORDS:
-            wanted.setdefault(tuple(words[1:4]), []).append(i)
-    for path in _files(root):
-        rel = path.relative_to(root)
-        hay = _haystack(path)
-        toks = hay.split()
-        seen: set[int] = set()
-        for j in range(len(toks) - 2):
-            for i in wanted.get((toks[j], toks[j + 1], toks[j + 2]), ()):
-                if i not in seen and norm_texts[i] in hay:
-                    seen.add(i)
-                    findings.append(
-                        f"{rel}: contains private record #{i} ({norm_texts[i][:40]!r}...)"
-                    )
-    return findings
-
-
-def _numbers_equal(values: Sequence[Any], target: Sequence[int]) -> bool:
-    if len(values) != len(target) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
-    ):
-        return False
-    return all(
-        math.isclose(float(v), float(t), rel_tol=0.0, abs_tol=1e-9) for v, t in zip(values, target)
-    )
-
-
-def _walk(obj: Any, where: str) -> Iterator[tuple[Any, str]]:
-    yield obj, where
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from _walk(v, f"{where}.{k}")
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            yield from _walk(v, f"{where}[{i}]")
-
-
-def find_class_counts(
-    folder: str | os.PathLike[str], class_names: Sequence[str], counts: Sequence[int]
-) -> list[str]:
-    """Findings for every mapping {class: count} or per-class list that equals the clean counts.
-
-    With one class the count is N, public by the delta rule: nothing to find.
-    """
-    if len(class_names) < 2:
-        return []
-    root = Path(folder)
-    findings = []
-    for path in _files(root):
-        raw = path.read_bytes().decode("utf-8", errors="replace")
-        for d, doc in enumerate(_parsed(path, raw)):
-            for node, where in _walk(doc, f"{path.relative_to(root)}#{d}"):
-                if isinstance(node, dict) and set(class_names) <= set(node):
-                    values = [node[c] for c in class_names]
-                elif isinstance(node, list):
-                    values = node
-                else:
-                    continue
-                if _numbers_equal(values, counts):
-                    findings.append(f"{where}: equals the clean class counts {list(counts)}")
-    return findings
-
-
-def _private_artefacts(folder: Path, seed: int | None) -> list[str]:
-    findings = []
-    for path in _files(folder):
-        rel = path.relative_to(folder)
-        if any(part.endswith(".PRIVATE") for part in rel.parts) or ".PRIVATE" in path.name:
-            findings.append(f"{rel}: a PRIVATE-folder path")
-        if path.suffix in _PRIVATE_SUFFIXES or "private-embeddings" in path.name:
-            findings.append(f"{rel}: a binary / embedding cache file")
-        if path.name == "noise_seed.json":
-            findings.append(f"{rel}: the noise seed file")
-        searchable = seed is not None and len(str(abs(seed))) >= _SEED_MIN_DIGITS
-        if searchable and str(abs(seed)) in path.read_bytes().decode("utf-8", errors="replace"):  # type: ignore[arg-type]
-            findings.append(f"{rel}: contains the noise seed")
-    cfg_path = folder / "config.yaml"
-    if cfg_path.is_file():
-        cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
-        s = (cfg.get("privacy") or {}).get("noise_seed")
-        if s not in (None, "<redacted>"):
-            findings.append("config.yaml: privacy.noise_seed is not redacted")
-    return findings
 
 
 # ---- the release -----------------------------------------------------------------------------
@@ -255,7 +130,7 @@ def _inside(a: Path, b: Path) -> bool:
 def _allowed(run_dir: Path, include_state: bool) -> tuple[list[Path], list[str]]:
     """(files to copy, relative names of everything else in the run folder, never copied)."""
     take, skipped = [], []
-    for path in _files(run_dir):
+    for path in released_files(run_dir):
         rel = path.relative_to(run_dir)
         top = len(rel.parts) == 1 and rel.name in RELEASE_FILES
         state = (
@@ -352,28 +227,39 @@ def release(
     take, skipped = _allowed(run, include_state)
     for name in skipped:
         log.warning("release: not copied (not on the allow-list): %s", name)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".staging", dir=dest.parent))
-    try:
+    paths = machine_paths(run, dest, private_dir, cfg)
+    with staging(dest, "staging") as work:
+        stage = work / "release"
         for rel in take:
-            (stage / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(run / rel, stage / rel)
+            copy_plain(run / rel, stage / rel)  # bytes only: no time, owner or mode
         (stage / "config.yaml").write_text(
             yaml.safe_dump(public_config(cfg), sort_keys=False), encoding="utf-8"
         )
         findings = (
-            _private_artefacts(stage, _noise_seed(private_dir, ledger.run_nonce))
+            find_private_artefacts(stage, _noise_seed(private_dir, ledger.run_nonce))
             + find_class_counts(stage, class_names, counts)
             + scan_for_private(stage, texts)
+            + find_machine_paths(stage, paths)
         )
         if findings:
-            shown = "\n  ".join(findings[:20]) + (
-                f"\n  ... and {len(findings) - 20} more" if len(findings) > 20 else ""
-            )
-            raise ReleaseError(f"release of {run} refused, nothing written to {dest}:\n  {shown}")
-        if dest.exists():
-            dest.rmdir()
-        os.replace(stage, dest)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+            raise refusal(f"release of {run} refused, nothing written to {dest}", findings)
+        publish(stage, dest)
     return [dest / rel for rel in take]
+
+
+def refusal(head: str, findings: list[str]) -> ReleaseError:
+    """The error of a refused release: `head`, then the findings (at most 20 shown)."""
+    shown = "\n  ".join(findings[:20]) + (
+        f"\n  ... and {len(findings) - 20} more" if len(findings) > 20 else ""
+    )
+    return ReleaseError(f"{head}:\n  {shown}")
+
+
+def publish(stage: Path, dest: Path) -> None:
+    """Move the verified `stage` to `dest` (absent or an empty folder), every file and folder at
+    the one release timestamp with fixed permissions."""
+    normalize_tree(stage)
+    if dest.exists():
+        dest.rmdir()
+    os.replace(stage, dest)
+    normalize_tree(dest)  # a move may touch the moved folder's own times

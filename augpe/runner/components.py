@@ -79,7 +79,7 @@ def build_vote(
             return sharded_vote(cfg, private, data).histogram(
                 emb, classes, pe.k, pe.distance, pe.vote_chunk, pe.knn_device, label_bins
             )
-        from augpe.scale.knn import knn_device_setting
+        from augpe.embed.knn_device import knn_device_setting
 
         return vote_histogram(
             private.get(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,13 +19,20 @@ from augpe.errors import ConfigError
 from augpe.llm.base import LLM
 from augpe.pe.apis import KEYWORD_SLOTS, TextAPIs
 from augpe.pe.loop import evolve
+from augpe.pe.output import make_output
 from augpe.pe.prompts import PromptSet, load_prompt_set, template_fields
 from augpe.pe.select import class_sizes, min_votes_for
 from augpe.privacy.centroids import nearest_centroid
 from augpe.privacy.ledger import Ledger
 from augpe.privacy.mechanism import RunSecret
-from augpe.privacy.plan import PrivacySettings
-from augpe.privacy.session import ReleasePlan, open_mechanism, plan_releases, release_centroids
+from augpe.privacy.plan import PrivacySettings, planned_releases
+from augpe.privacy.session import (
+    ReleasePlan,
+    VoteReleases,
+    open_mechanism,
+    plan_releases,
+    release_centroids,
+)
 from augpe.records.data import PrivateData, load_private_data, load_public_seed
 from augpe.records.sample import corpus_record
 from augpe.runner.components import (
@@ -36,7 +44,7 @@ from augpe.runner.components import (
 )
 from augpe.runner.layout import RunLayout
 from augpe.runner.store import RunStore
-from augpe.runner.summary import RunResult, RunSummary, timings_of
+from augpe.runner.summary import RunResult, RunSummary, resume_spend, save_spend, timings_of
 from augpe.timing import Timer
 
 log = logging.getLogger("augpe")
@@ -51,13 +59,25 @@ def run(
     llm: LLM | None = None,
     embedder: Embedder | None = None,
 ) -> RunResult:
-    """Turn the private dataset of `cfg` into a DP synthetic corpus (see augpe.runner.layout)."""
+    """Turn the private dataset of `cfg` into a DP synthetic corpus (see augpe.runner.layout).
+
+    One run at a time per run folder: a second run on the same output.dir fails at once."""
+    with RunLayout.of(cfg).lock():
+        return _run(cfg, resume, show_progress, llm, embedder)
+
+
+def _run(
+    cfg: Config, resume: bool, show_progress: bool, llm: LLM | None, embedder: Embedder | None
+) -> RunResult:
     timer = Timer()
-    # 1. Validate everything cheap before touching models or disk.
+    # 1. The privacy plan (delta and every sigma) from the config alone, before any data is read.
+    settings = PrivacySettings.from_config(cfg)
+    planned = planned_releases(settings)
+    # 2. Validate everything cheap before touching models or disk.
     data = load_private_data(cfg.data)
     public = load_public_seed(cfg.data, data.class_names)  # [] unless data.public_seed is set
     prompts = load_prompt_set(cfg.generation.prompts)
-    _check(cfg, data, prompts, public)
+    _check(cfg, data, prompts, public, planned.delta)
     log.info(
         "private data: %d records, %d classes (%d empty texts dropped) from %s",
         len(data),
@@ -68,12 +88,12 @@ def run(
     if math.isinf(cfg.privacy.epsilon):
         log.warning("privacy.epsilon is inf: NO NOISE, the output is NOT differentially private")
 
-    # 2. Run folder; privacy session: ledger, secret, the releases before the loop, the vote plan.
+    # 3. Run folder; privacy session: ledger, secret, the releases before the loop.
     layout = RunLayout.of(cfg)
     layout.prepare(cfg, resume, forget=_forget)
-    settings = PrivacySettings.from_config(cfg)
     mechanism = open_mechanism(
         settings,
+        planned,
         layout.ledger,
         layout.state,
         layout.private,
@@ -81,7 +101,7 @@ def run(
         resume=resume,
         user_seed=cfg.privacy.noise_seed,
     )
-    plan = plan_releases(settings, data, mechanism, cfg.privacy.keywords_per_class)
+    plan = plan_releases(planned, data, mechanism, cfg.privacy.keywords_per_class)
     log.info(
         "privacy: eps=%g delta=%.3g T=%d -> sigma_t=%s",
         cfg.privacy.epsilon,
@@ -89,18 +109,21 @@ def run(
         cfg.pe.iterations,
         ", ".join(f"{v.sigma:.4f}" for v in plan.votes),
     )
-    store = RunStore(layout, mechanism, plan.votes)
+    store = RunStore(layout, [v.sigma for v in plan.votes])
+    dp = VoteReleases(mechanism, plan.votes, RunLayout.votes_file)
 
-    # 3. Components: loaded once.
+    # 4. Components: loaded once.
     own_llm = llm is None
     with timer.stage(0, "load_models"):
         if llm is None and embedder is None:
             llm, embedder = build_components(cfg, show_progress)
         embedder = embedder or build_embedder(cfg, show_progress)
         llm = llm or build_llm(cfg, show_progress)
+    spent = resume_spend(layout.state, resume, llm)  # max_cost: over all invocations
     try:
-        return _run_loaded(cfg, data, public, prompts, store, plan, llm, embedder, timer)
+        return _run_loaded(cfg, data, public, prompts, store, dp, plan, llm, embedder, timer, spent)
     finally:
+        save_spend(layout.state, spent, llm)
         if own_llm:
             llm.close()
 
@@ -119,12 +142,14 @@ def _run_loaded(
     public: list[tuple[str, int]],
     prompts: PromptSet,
     store: RunStore,
+    dp: VoteReleases,
     plan: ReleasePlan,
     llm: LLM,
     embedder: Embedder,
     timer: Timer,
+    spent: dict[str, Any],
 ) -> RunResult:
-    layout, ledger = store.layout, store.mechanism.ledger
+    layout, ledger = store.layout, dp.mechanism.ledger
 
     def embed_all_private() -> np.ndarray:
         with timer.stage(0, "embed_private"):
@@ -140,25 +165,28 @@ def _run_loaded(
     overlap = overlap_private(cfg)
     private = PrivateEmbeddings(embed_all_private, background=overlap, timer=timer)
 
-    # 4. The method (augpe.pe.loop): generate, embed, vote, noise, select, vary.
+    # 5. The method (augpe.pe.loop): generate, embed, vote, DP release, select, vary.
+    pe = resolved_pe(cfg, plan)
     result = evolve(
         apis,
         private.after(embedder),  # the model is free once the private texts are done
         build_vote(cfg, data, private),
-        sizes,
-        resolved_pe(cfg, plan),
+        dp,
         store,
-        timer,
+        make_output(pe.output, pe.min_votes, data.num_classes, pe.relabel),
+        sizes,
+        pe,
+        timer=timer,
         rng_for=lambda t: np.random.default_rng([cfg.seed, 1_000_003, t]),
     )
     if plan.centroids is not None:  # the corpus's labels: the DP class centroids (one release)
-        sums = release_centroids(plan.centroids, store.mechanism, data, private.get)
+        sums = release_centroids(plan.centroids, dp.mechanism, data, private.get)
         result = result.relabelled(
             lambda s: nearest_centroid(embedder.encode([x.text for x in s], "embed output"), sums)
         )
     ledger.assert_within_target()
 
-    # 5. Outputs (atomic): the corpus, the summary (released), the timings (the operator's).
+    # 6. Outputs (atomic): the corpus, the summary (released), the timings (the operator's).
     rows = []
     for s in result.output:
         votes = result.votes.get(s.id)  # output `soft`: also the row's training weight
@@ -170,7 +198,6 @@ def _run_loaded(
     write_jsonl(
         layout.iterations, [{"iteration": t, **r} for t, r in sorted(store.iter_log.items())]
     )
-    tokens = {k: v for k, v in timings["generation"].items() if k.endswith(("tokens", "requests"))}
     summary = RunSummary.of(
         ledger,
         rows,
@@ -178,23 +205,29 @@ def _run_loaded(
         sizes.tolist(),
         None if plan.noisy_counts is None else plan.noisy_counts.tolist(),
         plan.keywords,
-        {**apis.stats.to_dict(), **tokens, "model": llm.name},
+        {**apis.stats.to_dict(), "model": llm.name},
         llm,
         overlap,
         None if plan.lengths is None else plan.lengths.mean_words,
+        earlier=spent,
     ).to_dict()
     write_json(layout.summary, summary)
     return RunResult(layout.root, layout.corpus, rows, ledger, summary, timings)
 
 
 def _check(
-    cfg: Config, data: PrivateData, prompts: PromptSet, public: list[tuple[str, int]]
+    cfg: Config,
+    data: PrivateData,
+    prompts: PromptSet,
+    public: list[tuple[str, int]],
+    delta: float,
 ) -> None:
     """Refusals that must come before any noise is drawn or any file is written."""
-    if public and (shared := {t for t, _ in public} & set(data.texts)):
+    if public and not {t for t, _ in public}.isdisjoint(data.texts):
         raise ConfigError(  # a public seed text goes into prompts and may be released as is
-            f"data.public_seed: {len(shared)} text(s) of {cfg.data.public_seed} are also records "
-            "of the private data (data.path); the public seed must hold public texts only"
+            f"data.public_seed: {cfg.data.public_seed} holds texts (column "
+            f"'{cfg.data.text_column}') that are also records of the private data (data.path); "
+            "the public seed must hold public texts only"
         )
     if cfg.pe.samples < data.num_classes:
         raise ConfigError(
@@ -208,11 +241,19 @@ def _check(
             f"privacy.keywords: the prompt set '{prompts.name}' has no {{keyword}} slot in its "
             "random templates, so DP keywords would be paid for and never used"
         )
-    if cfg.privacy.delta is not None and cfg.privacy.delta * len(data) >= 1.0:
-        log.warning(  # a user-set delta of at least 1/N allows publishing a record: say so (no N)
-            "privacy.delta = %g is not below 1/N for this dataset: a mechanism that publishes a "
-            "whole record at random meets such a delta; pick a smaller one (or leave it unset)",
-            cfg.privacy.delta,
+    units = len(data) if data.user_ids is None else int(np.unique(data.user_ids).size)
+    bound = cfg.privacy.population_bound
+    if bound is not None and units > bound:
+        raise ConfigError(  # the stated bound is what delta was fixed from: it must hold (no N)
+            f"privacy.population_bound={bound} is not an upper bound on the number of records "
+            "(users) in data.path; delta was fixed from it, so raise it before the run"
+        )
+    if delta * units >= 1.0:
+        log.warning(  # a delta of at least 1/N allows publishing a record: say so (no N)
+            "delta = %g is not below 1/N for this dataset: a mechanism that publishes a whole "
+            "record at random meets such a delta; set a smaller privacy.delta, or "
+            "privacy.population_bound to a public upper bound on the number of records (users)",
+            delta,
         )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from augpe.config import Config
+from augpe.errors import ConfigError
 from augpe.llm.base import GenerationRequest
 from augpe.llm.cost import Prices
 from augpe.llm.tokens import prompt_counter
@@ -26,6 +27,11 @@ PLACEHOLDER = "<a synthetic sample of about {words} words>"
 
 def dry_run(cfg: Config, n_examples: int = 3) -> dict[str, Any]:
     data = load_private_data(cfg.data)
+    if cfg.pe.samples < data.num_classes:  # as a real run refuses it (augpe.runner.compose)
+        raise ConfigError(
+            f"pe.samples={cfg.pe.samples} is smaller than the number of classes "
+            f"({data.num_classes}); every class needs at least one synthetic sample"
+        )
     prompts = load_prompt_set(cfg.generation.prompts)
     g, length = cfg.generation, cfg.generation.length
     labels = [g.label_descriptions.get(c, c) for c in data.class_names]

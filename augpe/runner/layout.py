@@ -2,13 +2,16 @@
 
 Writers (the runner) and readers (release, export, card, evaluate, the CLI, benchmarks) go through
 `RunLayout`; nobody else spells a file name. `ARTEFACTS` is the one list the release allow-list and
-the README's table are generated from.
+docs/privacy.md's table are generated from.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +21,25 @@ import yaml
 from augpe.atomic import write_atomic
 from augpe.config import Config
 from augpe.errors import ConfigError
+from augpe.runner.resume import changes_since_start
 
-__all__ = ["ARTEFACTS", "PRIVATE_SUFFIX", "RunLayout", "artefact_table", "released_config"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - no advisory file locks (Windows): runs are not locked
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "ARTEFACTS",
+    "LOCK_SUFFIX",
+    "PRIVATE_SUFFIX",
+    "RunLayout",
+    "artefact_table",
+    "released_config",
+]
 
 PRIVATE_SUFFIX = ".PRIVATE"
+LOCK_SUFFIX = ".lock"
+"""`<output.dir>.lock`, beside the run folder (never in it, so never released): held by a run."""
 
 ARTEFACTS: tuple[tuple[str, bool, str], ...] = (
     # (name in the run folder, released by `augpe release`, what it holds and why that is safe)
@@ -68,11 +86,11 @@ ARTEFACTS: tuple[tuple[str, bool, str], ...] = (
         ),
     ),
 )
-"""The one list of run-folder artefacts (a test checks the README shows exactly this table)."""
+"""The one list of run-folder artefacts (a test checks docs/privacy.md shows exactly this table)."""
 
 
 def artefact_table() -> str:
-    """The README's run-folder table, generated from ARTEFACTS."""
+    """docs/privacy.md's run-folder table, generated from ARTEFACTS."""
     rows = ["| file | released | what |", "|---|---|---|"]
     for name, released, what in ARTEFACTS:
         rows.append(f"| `{name}` | {'yes' if released else 'no'} | {what} |")
@@ -110,7 +128,9 @@ class RunLayout:
     iterations = property(lambda self: self.root / "iterations.jsonl")
     timings = property(lambda self: self.root / "timings.json")
     state = property(lambda self: self.root / "state")
+    started_config = property(lambda self: self.state / "config_at_start.yaml")
     private_cache = property(lambda self: self.private / "cache")
+    lock_file = property(lambda self: Path(str(self.root) + LOCK_SUFFIX))
 
     def population(self, t: int) -> Path:
         return self.state / f"population_{t:02d}.json"
@@ -120,18 +140,66 @@ class RunLayout:
         """The name, under state/, of vote t's stored noisy histogram."""
         return f"votes_{t:02d}.json"
 
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run folder for one run (an exclusive flock on `<output.dir>.lock`): a second
+        run on the same folder fails at once instead of writing into it alongside."""
+        if fcntl is None:  # pragma: no cover
+            yield
+            return
+        path = self.lock_file
+        while True:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:
+                if err.errno == errno.ENOSPC:
+                    raise
+                raise ConfigError(
+                    f"output.dir: cannot create the lock file {path}: {err.strerror or err}"
+                ) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise ConfigError(
+                    f"output.dir: another augpe run holds {self.root} (lock file {path}); wait "
+                    "for it to finish, or pick another output.dir"
+                ) from None
+            try:  # the holder before us may have removed the file between our open and lock
+                if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+            os.close(fd)
+
     def prepare(
         self, cfg: Config, resume: bool, forget: Callable[[Path, Path], None] | None = None
     ) -> None:
-        """Make the folder for a fresh run (refusing or overwriting an old one) or check that a
-        resumed one exists. `forget(private_dir, ledger_path)` drops an overwritten run's secret."""
+        """Make the folder for a fresh run (refusing, or overwriting only an earlier augpe run
+        that holds nothing else), or check that a resumed one exists and that its settings are
+        those it started with. `forget(private_dir, ledger_path)` drops an overwritten run's
+        secret."""
+        self._check_places()
         if resume:
             if not self.config.is_file():
                 raise ConfigError(
                     f"--resume: {self.root} is not an augpe run folder (no config.yaml)"
                 )
+            changes_since_start(self, cfg)
             return
         if self.root.exists() and any(self.root.iterdir()):
+            why = self._not_a_run(cfg)
+            if why is not None:
+                raise ConfigError(
+                    f"output.dir: {self.root} is not empty and not only an earlier augpe run: "
+                    f"it {why}; nothing was changed there: pick a new or empty folder"
+                )
             if not cfg.output.overwrite:
                 raise ConfigError(
                     f"output.dir: {self.root} already holds a run; use --resume to continue it, "
@@ -141,11 +209,83 @@ class RunLayout:
                 forget(self.private, self.ledger)  # an overwritten run can never be resumed
             shutil.rmtree(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.config, yaml.safe_dump(released_config(cfg), sort_keys=False))
+        stored = yaml.safe_dump(released_config(cfg), sort_keys=False)
+        write_atomic(self.config, stored)
+        write_atomic(self.started_config, stored)  # what a resume compares its settings with
         write_atomic(
             self.private / "README.txt",
             "PRIVATE: derived from private data. Never share or release.\n",
         )
+
+    def _check_places(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(
+                f"output.dir: {self.root} is a file, not a folder; name a folder for the run "
+                "(it is created if missing)"
+            )
+        if _inside(self.private, self.root):
+            raise ConfigError(
+                f"output.private_dir: {self.private} lies inside the run folder "
+                f"(output.dir = {self.root}), which is released and may be overwritten; put it "
+                f"outside (by default it is {self.root}{PRIVATE_SUFFIX}, beside the run folder)"
+            )
+
+    def _not_a_run(self, cfg: Config) -> str | None:
+        """Why the (non-empty) folder is not provably an earlier augpe run, or None if it is."""
+        guarded = [
+            (cfg.data.path, "the private data (data.path)"),
+            (cfg.data.public_seed, "the public seed (data.public_seed)"),
+            (str(self.private), "the PRIVATE folder (output.private_dir)"),
+        ]
+        for place, what in guarded:
+            if place and Path(place).exists() and _inside(Path(place), self.root):
+                return f"holds {what}"
+        foreign = _foreign_entries(self.root)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (
+                f", ... ({len(foreign) - 5} more)" if foreign[5:] else ""
+            )
+            return f"holds files that are not part of an augpe run: {shown}"
+        if not self.config.is_file():
+            return "has no config.yaml"
+        return None
+
+
+_RUN_ENTRIES = {
+    **{name.rstrip("/"): name.endswith("/") for name, _, _ in ARTEFACTS},
+    "bench_run.json": False,  # the marker benchmarks/run.py writes into a finished run folder
+}
+"""Top-level names an augpe run folder may hold, and whether each is a folder: ARTEFACTS and the
+known extras. Overwriting deletes a folder that holds nothing else."""
+
+
+def _is_temp(p: Path) -> bool:
+    """A file `augpe.atomic.write_atomic` left behind when killed mid-write."""
+    return p.name.startswith(".") and p.name.endswith(".tmp") and p.is_file()
+
+
+def _foreign_entries(root: Path) -> list[str]:
+    """Entries of a run folder that no augpe run writes (sorted relative names)."""
+    out = []
+    for p in sorted(root.iterdir()):
+        is_dir = _RUN_ENTRIES.get(p.name)
+        if _is_temp(p) or (is_dir is False and p.is_file()):
+            continue
+        if is_dir and p.is_dir() and not p.is_symlink():
+            out += [
+                f"{p.name}/{q.name}"
+                for q in sorted(p.iterdir())
+                if not (_is_temp(q) or (q.is_file() and q.suffix in (".json", ".yaml")))
+            ]
+            continue
+        out.append(p.name + ("/" if p.is_dir() else ""))
+    return out
+
+
+def _inside(a: Path, b: Path) -> bool:
+    """Whether `a` is `b` or lies inside it (paths resolved)."""
+    a, b = a.resolve(), b.resolve()
+    return a == b or b in a.parents
 
 
 def released_config(cfg: Config) -> dict[str, Any]:

@@ -1,16 +1,13 @@
-"""The run's state (implements `augpe.pe.loop.RunState`): populations and noisy votes, stored the
-moment they exist, so a resume reuses them and the corpus equals an uninterrupted run's."""
+"""The run's population cache (implements `augpe.pe.loop.PopulationCache`): every population
+stored the moment it exists, so a resume reuses it and the corpus equals an uninterrupted run's,
+and the iteration log (noisy summaries and each vote's sigma)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-
 from augpe.atomic import read_json, write_json
 from augpe.pe.loop import Candidates
-from augpe.privacy.ledger import GaussianRelease
-from augpe.privacy.mechanism import GaussianMechanism
 from augpe.records.sample import Sample
 from augpe.runner.layout import RunLayout
 
@@ -18,15 +15,12 @@ __all__ = ["RunStore"]
 
 
 class RunStore:
-    """DP-safe intermediate results of one run; the vote goes through the mechanism."""
+    """DP-safe intermediate results of one run: populations (synthetic text) and the log."""
 
-    def __init__(
-        self, layout: RunLayout, mechanism: GaussianMechanism, votes: list[GaussianRelease]
-    ) -> None:
+    def __init__(self, layout: RunLayout, sigmas: list[float]) -> None:
         self.layout = layout
         layout.state.mkdir(parents=True, exist_ok=True)
-        self.mechanism = mechanism
-        self.votes = votes  # the planned release of vote t is votes[t - 1]
+        self.sigmas = sigmas  # vote t's sigma is sigmas[t - 1]
         self.iter_log: dict[int, dict[str, object]] = {}
 
     def population(self, t: int, make: Callable[[], Candidates]) -> Candidates:
@@ -47,22 +41,5 @@ class RunStore:
         )
         return gen
 
-    def noisy_votes(
-        self, t: int, population: list[Sample], votes: Callable[[], np.ndarray]
-    ) -> np.ndarray:
-        """The DP release of iteration t, through the mechanism (booked, drawn once, stored)."""
-        event = self.votes[t - 1]
-        noisy = self.mechanism.release(
-            event, votes, file=RunLayout.votes_file(t), tag=[s.id for s in population]
-        )
-        self.iter_log.setdefault(t, {}).update(  # noisy, hence DP-safe, summaries
-            {
-                "sigma": event.sigma,
-                "noisy_votes_max": round(float(noisy.max(initial=0.0)), 3),
-                "noisy_votes_sum": round(float(noisy.sum()), 3),
-            }
-        )
-        return noisy
-
     def log_iteration(self, t: int, record: dict[str, object]) -> None:
-        self.iter_log.setdefault(t, {}).update(record)
+        self.iter_log.setdefault(t, {"sigma": self.sigmas[t - 1]}).update(record)

@@ -1,25 +1,124 @@
-"""What a finished run reports: the typed summary (released) and the timings (the operator's)."""
+"""What a finished run reports: the typed summary (released) and the timings (the operator's).
+
+Generation totals (requests, tokens, cost) count every invocation of the run: a resumed run adds
+what it spends to what its earlier invocations spent, kept in state/spend.json (never released),
+and `generation.max_cost` is charged the same running total. Request-cache statistics and the
+cache's path vary with other runs (which this run's ledger does not book) and with the machine:
+they go to timings.json, never to summary.json.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from augpe.atomic import read_json
+from augpe.atomic import read_json, write_json
 from augpe.llm.base import LLM
-from augpe.llm.cost import cost_report
+from augpe.llm.cost import add_spend, carry_spend, cost_report
 from augpe.privacy.ledger import Ledger
 from augpe.timing import Timer
 
-__all__ = ["RunResult", "RunSummary", "timings_of"]
+log = logging.getLogger("augpe")
+
+__all__ = [
+    "SPEND_FILE",
+    "RunResult",
+    "RunSummary",
+    "load_spend",
+    "resume_spend",
+    "save_spend",
+    "split_cost_report",
+    "timings_of",
+    "total_spend",
+]
+
+SPEND_FILE = "spend.json"
+"""Under the run's state/: the generation totals of its invocations so far (read on --resume)."""
+_OPERATOR_PREFIX = "cache_"  # cost-report fields of the request cache: hits, misses, its path
+
+
+def split_cost_report(report: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the released part, the request cache's part) of a cost report, mixture members included:
+    `cache_hits`, `cache_misses` and `cache_path` are the operator's (timings.json)."""
+    public: dict[str, Any] = {}
+    cache: dict[str, Any] = {}
+    for key, value in report.items():
+        if key.startswith(_OPERATOR_PREFIX):
+            cache[key] = value
+        elif key == "members" and isinstance(value, Mapping):
+            public[key], members = {}, {}
+            for name, part in value.items():
+                if isinstance(part, Mapping):
+                    public[key][name], members[name] = split_cost_report(part)
+                    if not members[name]:
+                        del members[name]
+                else:
+                    public[key][name] = part
+            if members:
+                cache[key] = members
+        else:
+            public[key] = value
+    return public, cache
+
+
+def spend_of(llm: LLM) -> dict[str, Any]:
+    """What this invocation generated and paid: requests and tokens, and the released part of the
+    cost report."""
+    u = llm.usage
+    tokens = {
+        "requests": u.requests,
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+    }
+    return {"generation": tokens, "cost": split_cost_report(cost_report(llm))[0]}
+
+
+def total_spend(earlier: Mapping[str, Any], llm: LLM) -> dict[str, Any]:
+    """This invocation's spend plus the earlier invocations' (`earlier`, from `load_spend`)."""
+    now = spend_of(llm)
+    return {k: add_spend(earlier.get(k) or {}, now[k]) for k in ("generation", "cost")}
+
+
+def load_spend(state: Path) -> dict[str, Any]:
+    """The totals the run's earlier invocations saved under `state` ({} if none)."""
+    path = state / SPEND_FILE
+    if not path.is_file():
+        return {}
+    try:
+        raw = read_json(path)
+    except (OSError, ValueError) as err:
+        log.warning("%s unreadable (%s): earlier generation spend not counted", path, err)
+        return {}
+    return dict(raw) if isinstance(raw, dict) else {}
+
+
+def resume_spend(state: Path, resume: bool, llm: LLM) -> dict[str, Any]:
+    """The earlier invocations' totals of a resumed run ({} for a fresh one), already charged to
+    `llm`'s budget so that `generation.max_cost` holds for the run, not per invocation."""
+    earlier = load_spend(state) if resume else {}
+    cost = (earlier.get("cost") or {}).get("cost", 0.0)
+    carry_spend(llm, float(cost) if isinstance(cost, (int, float)) else 0.0)
+    return earlier
+
+
+def save_spend(state: Path, earlier: Mapping[str, Any], llm: LLM) -> None:
+    """Write the run's totals so far (earlier invocations plus this one) under `state`: done on
+    the way out of every invocation, finished, stopped by max_cost or failed."""
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        write_json(state / SPEND_FILE, total_spend(earlier, llm))
+    except OSError as err:  # never hide the error the invocation may be failing with
+        log.warning("generation spend not saved to %s (%s)", state / SPEND_FILE, err)
 
 
 @dataclass
 class RunSummary:
     """summary.json: sizes, privacy and tokens. Everything in it is synthetic or noisy (DP-safe);
-    nothing data-dependent that is not DP (no record count, no timings)."""
+    nothing data-dependent that is not DP (no record count, no timings), and nothing of the
+    machine or of other runs (no request-cache statistics, no paths)."""
 
     corpus: str
     samples: int
@@ -32,7 +131,6 @@ class RunSummary:
     neighbouring: str
     sigma_votes: list[float]
     sigma_class_counts: float | None
-    sigma_record_count: float | None
     iterations: int
     keywords: dict[str, list[str]] | None
     generation: dict[str, Any]
@@ -54,8 +152,12 @@ class RunSummary:
         llm: LLM,
         overlap: bool,
         mean_words: Callable[[int], float | None] | None = None,
+        earlier: Mapping[str, Any] | None = None,
     ) -> RunSummary:
-        sigma_of = {e.kind: e.sigma for e in ledger.events if e.kind != "vote_histogram"}
+        """`earlier`: what earlier invocations of the run spent (`load_spend`); the generation
+        totals and the cost are the run's, over all of its invocations."""
+        sigma_of = {e.kind.value: e.sigma for e in ledger.events if e.kind != "vote_histogram"}
+        spend = total_spend(earlier or {}, llm)
         return cls(
             corpus="synthetic.jsonl",
             samples=len(rows),
@@ -70,11 +172,10 @@ class RunSummary:
             neighbouring=ledger.neighbouring,
             sigma_votes=[e.sigma for e in ledger.events if e.kind == "vote_histogram"],
             sigma_class_counts=sigma_of.get("class_counts"),
-            sigma_record_count=sigma_of.get("record_count"),
             iterations=sum(1 for e in ledger.events if e.kind == "vote_histogram"),
             keywords=None if keywords is None else dict(zip(class_names, keywords)),
-            generation=generation,
-            cost=cost_report(llm),
+            generation={**generation, **spend["generation"]},
+            cost=spend["cost"],
             overlap_private=overlap,
             length_targets=None
             if mean_words is None
@@ -98,10 +199,11 @@ def _round(x: float | None) -> float | None:
 
 
 def timings_of(timer: Timer, llm: LLM, overlap: bool) -> dict[str, Any]:
-    """timings.json: wall time per stage and generation throughput. It grows with N and with the
-    private texts' lengths, so it stays in the run folder for the operator and is never released."""
+    """timings.json: wall time per stage and generation throughput of this invocation, and the
+    request cache's hits, misses and path. It grows with N and with the private texts' lengths,
+    and the cache's part with other runs, so it stays with the operator and is never released."""
     u = llm.usage
-    return {
+    out: dict[str, Any] = {
         **timer.to_dict(),
         "overlap_private": overlap,
         "generation": {
@@ -112,6 +214,10 @@ def timings_of(timer: Timer, llm: LLM, overlap: bool) -> dict[str, Any]:
             "tokens_per_second": round(u.tokens_per_second, 2),
         },
     }
+    cache = split_cost_report(cost_report(llm))[1]
+    if cache:
+        out["request_cache"] = cache
+    return out
 
 
 @dataclass

@@ -96,7 +96,7 @@ class _Shard:
         label_bins: int,
         parts: int,
     ) -> Any:
-        from augpe.scale.knn import knn_device_setting
+        from augpe.embed.knn_device import knn_device_setting
 
         syn_emb, syn_class = synthetic
         t = vote_tally(

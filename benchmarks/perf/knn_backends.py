@@ -1,6 +1,6 @@
-"""Drop-in alternatives to `augpe.privacy.vote.knn_search`, for the voting benchmark (and, later, the package).
+"""Drop-in alternatives to `augpe.embed.knn.knn_search`, for the voting benchmark (and, later, the package).
 
-Same contract as `augpe.privacy.vote.knn_search(queries, base, k, distance, chunk, rows=None)`: yields
+Same contract as `augpe.embed.knn.knn_search(queries, base, k, distance, chunk, rows=None)`: yields
 `(start, ids)` per chunk of query rows, `ids` an int64 (n, k) array of row indices into `base`.
 `rows`, when given, selects the query rows (gathered chunk by chunk, so memory stays bounded).
 

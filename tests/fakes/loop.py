@@ -100,7 +100,8 @@ def first_of_each_class(classes: np.ndarray) -> np.ndarray:
 
 
 class MemoryState:
-    """A `RunState` in memory: populations and noisy histograms kept by iteration.
+    """The loop's population cache and DP step in memory: populations and noisy histograms kept
+    by iteration.
 
     noise(t, clean) -> the noisy release of iteration t (a stand-in for the Gaussian mechanism).
     Pre-filled `noisy` entries are reused as a resumed run reuses them: the clean vote is not run."""
@@ -116,7 +117,7 @@ class MemoryState:
             self.populations[t] = make()
         return self.populations[t]
 
-    def noisy_votes(
+    def release(
         self, t: int, population: list[Sample], votes: Callable[[], np.ndarray]
     ) -> np.ndarray:
         if t not in self.noisy:

@@ -1,11 +1,11 @@
 """The GPU side of the vote's k-NN search, and which device a search runs on.
 
-`augpe.privacy.vote.knn_search` asks a fast float32 engine (faiss on CPU, torch here on CUDA) for a few
+`augpe.embed.knn.knn_search` asks a fast float32 engine (faiss on CPU, torch here on CUDA) for a few
 more candidates than k, then ranks those candidates itself in float64 with ties broken by the
 lower id. The ranking is therefore a function of the embeddings alone, not of the engine, the
 device or the batch a row was searched in: the GPU and CPU paths return the same ids, and so do
 the shards of a Ray vote. This module only supplies the candidates; the checks (`_valid_ids`,
-`check_finite`) and the exact ranking stay in `augpe.privacy.vote`.
+`check_finite`) and the exact ranking stay in `augpe.embed.knn`.
 
 TF32 is switched off for the search: its 10-bit mantissa would make the candidate scores too
 coarse for the float32 error bound the ranking relies on.
