@@ -35,7 +35,7 @@ from augpe.audit import (
     tpr_at_fpr,
 )
 from augpe.config import Config
-from augpe.privacy import default_delta
+from augpe.privacy import PrivacySettings, planned_releases
 from augpe.records.data import load_private_data
 
 
@@ -198,8 +198,8 @@ def test_audit_detects_a_generator_that_leaks_when_there_is_no_noise(tmp_path: P
     assert report.scores["nn_cosine"].tpr_at_fpr["5%"] > 0.5
     assert report.eps_lower_bound > 0.75
     assert report.claimed_epsilon == math.inf
-    # Delta was fixed from the user's data before the coin flips, not from the audit data.
-    assert report.delta == default_delta(300)
+    # Delta is the run's own, fixed from the config before any data (or coin flip) is read.
+    assert report.delta == planned_releases(PrivacySettings.from_config(cfg)).delta
     # Nothing is left behind: the workdir held a private data copy and the coin flips.
     assert not any((tmp_path / "audit").iterdir())
 

@@ -5,8 +5,8 @@ draws Gaussian or Laplace noise."""
 from __future__ import annotations
 
 import ast
-import re
 import math
+import re
 from pathlib import Path
 
 import numpy as np

@@ -138,8 +138,8 @@ def audit(
 ) -> AuditReport:
     """Insert canaries into the private data of `cfg`, run the pipeline once, measure leakage.
 
-    delta is fixed *before* the coin flips (cfg.privacy.delta, or 1/(N ln N) with N the records of
-    the user's data), so sigma does not depend on which canaries are in. Everything written
+    delta is fixed *before* the coin flips (the run's own, from the config alone: see
+    `augpe.privacy.plan`), so sigma does not depend on which canaries are in. Everything written
     (data copy, canaries, run, PRIVATE folder) goes to `workdir` (a temp folder, deleted unless
     keep=True). `canaries`, `llm`, `embedder`: bring your own (tests do).
     """
@@ -160,7 +160,8 @@ def audit(
             raise ConfigError(f"audit: canaries name classes not in the data: {sorted(unknown)}")
     canaries = list(canaries)
     m = len(canaries)
-    delta = planned_releases(PrivacySettings.from_config(cfg)).delta
+    planned = planned_releases(PrivacySettings.from_config(cfg))
+    delta = planned.delta
 
     own_dir = workdir is None
     work = Path(tempfile.mkdtemp(prefix="augpe-audit-")) if own_dir else Path(workdir)  # type: ignore[arg-type]
@@ -219,8 +220,7 @@ def audit(
                 beta=b.beta,
             )
         notes = [
-            f"delta fixed before the coin flips: {delta:.3g}"
-            + (" (privacy.delta)" if cfg.privacy.delta else f" = 1/(N ln N), N = {len(data)}"),
+            f"delta fixed before the coin flips: {delta:.3g}, {planned.delta_rule}",
         ]
         ks = [max(1, m // 4)] if k is None else ([int(k)] if isinstance(k, int) else list(k))
         k_max, level = max(ks), per_score / len(ks)

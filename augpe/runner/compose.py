@@ -15,12 +15,11 @@ import numpy as np
 from augpe.atomic import write_json, write_jsonl
 from augpe.config import Config, PEConfig
 from augpe.embed import Embedder, PrivateEmbeddings, embed_private
-from augpe.errors import ConfigError
 from augpe.llm.base import LLM
-from augpe.pe.apis import KEYWORD_SLOTS, TextAPIs
+from augpe.pe.apis import TextAPIs
 from augpe.pe.loop import evolve
 from augpe.pe.output import make_output
-from augpe.pe.prompts import PromptSet, load_prompt_set, template_fields
+from augpe.pe.prompts import PromptSet, load_prompt_set
 from augpe.pe.select import class_sizes, min_votes_for
 from augpe.privacy.centroids import nearest_centroid
 from augpe.privacy.ledger import Ledger
@@ -35,6 +34,7 @@ from augpe.privacy.session import (
 )
 from augpe.records.data import PrivateData, load_private_data, load_public_seed
 from augpe.records.sample import corpus_record
+from augpe.runner.checks import check_run
 from augpe.runner.components import (
     build_components,
     build_embedder,
@@ -77,7 +77,7 @@ def _run(
     data = load_private_data(cfg.data)
     public = load_public_seed(cfg.data, data.class_names)  # [] unless data.public_seed is set
     prompts = load_prompt_set(cfg.generation.prompts)
-    _check(cfg, data, prompts, public, planned.delta)
+    check_run(cfg, data, prompts, public, planned.delta)
     log.info(
         "private data: %d records, %d classes (%d empty texts dropped) from %s",
         len(data),
@@ -119,11 +119,11 @@ def _run(
             llm, embedder = build_components(cfg, show_progress)
         embedder = embedder or build_embedder(cfg, show_progress)
         llm = llm or build_llm(cfg, show_progress)
-    spent = resume_spend(layout.state, resume, llm)  # max_cost: over all invocations
+    spent = resume_spend(layout.spend, resume, llm)  # max_cost: over all invocations
     try:
         return _run_loaded(cfg, data, public, prompts, store, dp, plan, llm, embedder, timer, spent)
     finally:
-        save_spend(layout.state, spent, llm)
+        save_spend(layout.spend, spent, llm)
         if own_llm:
             llm.close()
 
@@ -213,48 +213,6 @@ def _run_loaded(
     ).to_dict()
     write_json(layout.summary, summary)
     return RunResult(layout.root, layout.corpus, rows, ledger, summary, timings)
-
-
-def _check(
-    cfg: Config,
-    data: PrivateData,
-    prompts: PromptSet,
-    public: list[tuple[str, int]],
-    delta: float,
-) -> None:
-    """Refusals that must come before any noise is drawn or any file is written."""
-    if public and not {t for t, _ in public}.isdisjoint(data.texts):
-        raise ConfigError(  # a public seed text goes into prompts and may be released as is
-            f"data.public_seed: {cfg.data.public_seed} holds texts (column "
-            f"'{cfg.data.text_column}') that are also records of the private data (data.path); "
-            "the public seed must hold public texts only"
-        )
-    if cfg.pe.samples < data.num_classes:
-        raise ConfigError(
-            f"pe.samples={cfg.pe.samples} is smaller than the number of classes "
-            f"({data.num_classes}); every class needs at least one synthetic sample"
-        )
-    if cfg.privacy.keywords and not any(
-        set(KEYWORD_SLOTS) & set(template_fields(t)) for t in prompts.random.templates
-    ):
-        raise ConfigError(
-            f"privacy.keywords: the prompt set '{prompts.name}' has no {{keyword}} slot in its "
-            "random templates, so DP keywords would be paid for and never used"
-        )
-    units = len(data) if data.user_ids is None else int(np.unique(data.user_ids).size)
-    bound = cfg.privacy.population_bound
-    if bound is not None and units > bound:
-        raise ConfigError(  # the stated bound is what delta was fixed from: it must hold (no N)
-            f"privacy.population_bound={bound} is not an upper bound on the number of records "
-            "(users) in data.path; delta was fixed from it, so raise it before the run"
-        )
-    if delta * units >= 1.0:
-        log.warning(  # a delta of at least 1/N allows publishing a record: say so (no N)
-            "delta = %g is not below 1/N for this dataset: a mechanism that publishes a whole "
-            "record at random meets such a delta; set a smaller privacy.delta, or "
-            "privacy.population_bound to a public upper bound on the number of records (users)",
-            delta,
-        )
 
 
 def _forget(private_dir: Path, ledger_path: Path) -> None:

@@ -128,6 +128,9 @@ class RunLayout:
     iterations = property(lambda self: self.root / "iterations.jsonl")
     timings = property(lambda self: self.root / "timings.json")
     state = property(lambda self: self.root / "state")
+    spend = property(
+        lambda self: self.state / "spend.json"
+    )  # requests, tokens, cost: all invocations
     started_config = property(lambda self: self.state / "config_at_start.yaml")
     private_cache = property(lambda self: self.private / "cache")
     lock_file = property(lambda self: Path(str(self.root) + LOCK_SUFFIX))

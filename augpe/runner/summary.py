@@ -24,7 +24,6 @@ from augpe.timing import Timer
 log = logging.getLogger("augpe")
 
 __all__ = [
-    "SPEND_FILE",
     "RunResult",
     "RunSummary",
     "load_spend",
@@ -35,7 +34,6 @@ __all__ = [
     "total_spend",
 ]
 
-SPEND_FILE = "spend.json"
 """Under the run's state/: the generation totals of its invocations so far (read on --resume)."""
 _OPERATOR_PREFIX = "cache_"  # cost-report fields of the request cache: hits, misses, its path
 
@@ -82,9 +80,8 @@ def total_spend(earlier: Mapping[str, Any], llm: LLM) -> dict[str, Any]:
     return {k: add_spend(earlier.get(k) or {}, now[k]) for k in ("generation", "cost")}
 
 
-def load_spend(state: Path) -> dict[str, Any]:
-    """The totals the run's earlier invocations saved under `state` ({} if none)."""
-    path = state / SPEND_FILE
+def load_spend(path: Path) -> dict[str, Any]:
+    """The totals the run's earlier invocations saved in `path` ({} if none)."""
     if not path.is_file():
         return {}
     try:
@@ -95,23 +92,23 @@ def load_spend(state: Path) -> dict[str, Any]:
     return dict(raw) if isinstance(raw, dict) else {}
 
 
-def resume_spend(state: Path, resume: bool, llm: LLM) -> dict[str, Any]:
+def resume_spend(path: Path, resume: bool, llm: LLM) -> dict[str, Any]:
     """The earlier invocations' totals of a resumed run ({} for a fresh one), already charged to
     `llm`'s budget so that `generation.max_cost` holds for the run, not per invocation."""
-    earlier = load_spend(state) if resume else {}
+    earlier = load_spend(path) if resume else {}
     cost = (earlier.get("cost") or {}).get("cost", 0.0)
     carry_spend(llm, float(cost) if isinstance(cost, (int, float)) else 0.0)
     return earlier
 
 
-def save_spend(state: Path, earlier: Mapping[str, Any], llm: LLM) -> None:
-    """Write the run's totals so far (earlier invocations plus this one) under `state`: done on
-    the way out of every invocation, finished, stopped by max_cost or failed."""
+def save_spend(path: Path, earlier: Mapping[str, Any], llm: LLM) -> None:
+    """Write the run's totals so far (earlier invocations plus this one) to `path`: done on the
+    way out of every invocation, finished, stopped by max_cost or failed."""
     try:
-        state.mkdir(parents=True, exist_ok=True)
-        write_json(state / SPEND_FILE, total_spend(earlier, llm))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, total_spend(earlier, llm))
     except OSError as err:  # never hide the error the invocation may be failing with
-        log.warning("generation spend not saved to %s (%s)", state / SPEND_FILE, err)
+        log.warning("generation spend not saved to %s (%s)", path, err)
 
 
 @dataclass

@@ -1,0 +1,60 @@
+"""The refusals a run makes after reading its data and before any noise is drawn or any file is
+written. Each message names the setting at fault and carries no count and no private text."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from augpe.config import Config
+from augpe.errors import ConfigError
+from augpe.pe.apis import KEYWORD_SLOTS
+from augpe.pe.prompts import PromptSet, template_fields
+from augpe.records.data import PrivateData
+
+log = logging.getLogger("augpe")
+
+__all__ = ["check_run"]
+
+
+def check_run(
+    cfg: Config,
+    data: PrivateData,
+    prompts: PromptSet,
+    public: list[tuple[str, int]],
+    delta: float,
+) -> None:
+    """Refusals that must come before any noise is drawn or any file is written."""
+    if public and not {t for t, _ in public}.isdisjoint(data.texts):
+        raise ConfigError(  # a public seed text goes into prompts and may be released as is
+            f"data.public_seed: {cfg.data.public_seed} holds texts (column "
+            f"'{cfg.data.text_column}') that are also records of the private data (data.path); "
+            "the public seed must hold public texts only"
+        )
+    if cfg.pe.samples < data.num_classes:
+        raise ConfigError(
+            f"pe.samples={cfg.pe.samples} is smaller than the number of classes "
+            f"({data.num_classes}); every class needs at least one synthetic sample"
+        )
+    if cfg.privacy.keywords and not any(
+        set(KEYWORD_SLOTS) & set(template_fields(t)) for t in prompts.random.templates
+    ):
+        raise ConfigError(
+            f"privacy.keywords: the prompt set '{prompts.name}' has no {{keyword}} slot in its "
+            "random templates, so DP keywords would be paid for and never used"
+        )
+    units = len(data) if data.user_ids is None else int(np.unique(data.user_ids).size)
+    bound = cfg.privacy.population_bound
+    if bound is not None and units > bound:
+        raise ConfigError(  # the stated bound is what delta was fixed from: it must hold (no N)
+            f"privacy.population_bound={bound} is not an upper bound on the number of records "
+            "(users) in data.path; delta was fixed from it, so raise it before the run"
+        )
+    if delta * units >= 1.0:
+        log.warning(  # a delta of at least 1/N allows publishing a record: say so (no N)
+            "delta = %g is not below 1/N for this dataset: a mechanism that publishes a whole "
+            "record at random meets such a delta; set a smaller privacy.delta, or "
+            "privacy.population_bound to a public upper bound on the number of records (users)",
+            delta,
+        )
