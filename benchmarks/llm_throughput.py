@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from augpe.llm.base import LLM, GenerationRequest
-from augpe.pe.prompts import load_prompt_set, render_random
+from augpe.pe.prompts import load_prompt_set
+from augpe.pe.render import render_random
 
 RESULTS = Path(__file__).parent / "results" / "llm_throughput.md"
 LABELS = ["a positive food review", "a negative food review"]

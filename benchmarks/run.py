@@ -6,10 +6,25 @@
 
 eps = 0 is the random API alone (uniform class sizes, no private vote: what the model writes
 without private data); eps = inf is the full loop without noise (NOT private); any other eps is
-a normal DP run. Every corpus is scored on the real test split (fast tier by default; add
-`--tier paper` on a GPU machine), next to the real-data bound (train on real, test on real).
-Writes benchmarks/results/<dataset>-<tag>.{md,csv,json}, -runs.csv and an accuracy-vs-eps plot;
-run folders go to runs/bench/<dataset>-<tag>/ (git-ignored).
+a normal DP run. Every corpus is scored on the real test split by both learners of `augpe.evaluate`: the
+embedding probe (fast tier: MiniLM + logistic regression, the space the pipeline votes in) and the
+independent bag-of-words learner (TF-IDF 1-2-grams + balanced logistic regression); add
+`--tier paper` on a GPU machine for the fine-tuned encoder. Each run is evaluated with the real
+training split (all of it unless --max-real-train), so eval.json holds, per learner, the run's own
+eps = 0 random-API population, the real-data bound, the constant answer, the gap closed and what
+the corpus is worth in real records (the real-data learning curves are computed once per dataset
+and kept in a private cache, runs/bench/eval-cache/ by default).
+
+    python benchmarks/run.py --dataset reuters-r8 --epsilons 1 --seeds 3 --demo-budget \
+        --set privacy.population_bound=5485 --tag both-learners
+
+`--demo-budget`: the demo's budget (configs/amazon-demo.yaml: pe, class counts, generation and
+embedding length settings; benchmarks/ablation.py's demo_budget) for a dataset that does not
+start from the demo config; every other setting is the package default.
+
+Writes benchmarks/results/<dataset>/<tag>/results.{md,json} (+ runs.csv, table.csv and an
+accuracy-vs-eps plot), each with the exact command; run folders go to runs/bench/<dataset>-<tag>/
+(git-ignored). `python benchmarks/results_index.py` regenerates benchmarks/results/INDEX.md.
 
 The LLM and the embedder are loaded once and shared by all runs; private embeddings are computed
 once per process (in memory only).
@@ -21,6 +36,7 @@ import argparse
 import json
 import logging
 import math
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -44,6 +60,7 @@ from augpe.evaluate import (
 )
 from augpe.evaluate.corpus import load_corpus
 from augpe.evaluate.report import fmt_eps, plot_accuracy_vs_eps
+from benchmarks import learner_table
 from benchmarks.bench_data import DATA, Benchmark, load_benchmark
 
 log = logging.getLogger("augpe")
@@ -161,6 +178,8 @@ def run_row(
     f = r.get("fidelity") or {}
     gen_s, priv_s = stage_seconds(out, wall)
     row: dict[str, Any] = {"dataset": bench.name, "eps": fmt_eps(eps), "seed": seed, "n": r["n"]}
+    # both learners (embedding probe, bag-of-words) on every corpus of the evaluation
+    row["learners"] = learner_table.corpus_metrics(ev, bench.label_columns)
     for col in bench.label_columns:
         d = r["downstream"][tier][col]
         row[f"acc_{col}"] = d["accuracy"]
@@ -274,7 +293,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=3, help="papers' tier / next-word epochs")
     p.add_argument("--lm", default="tiny", help="next-word LM (pubmed): 'tiny' or a HF name / path")
     p.add_argument(
-        "--max-real-train", type=int, default=2000, help="real texts for the upper bound (0: all)"
+        "--max-real-train",
+        type=int,
+        default=0,
+        help="real texts for the upper bound and the learning curves (0: all)",
+    )
+    p.add_argument(
+        "--demo-budget",
+        action="store_true",
+        help="apply the demo config's budget (pe, class counts, generation, embedding length) "
+        "to a dataset that does not start from it; the rest stays at the package defaults",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="PRIVATE eval cache (real-text embeddings, real-data results and learning curves); "
+        "default: <runs-dir>/eval-cache",
     )
     p.add_argument(
         "--max-real-test", type=int, default=0, help="subsample the real test split (0: all)"
@@ -291,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--note", default="", help="a line for the results table (machine, load, ...)")
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
+    args.command = "python benchmarks/run.py " + shlex.join(
+        list(argv) if argv is not None else sys.argv[1:]
+    )
     logging.basicConfig(
         level=logging.INFO, format="[bench %(asctime)s] %(message)s", datefmt="%H:%M:%S"
     )
@@ -309,11 +347,16 @@ def _main(args: argparse.Namespace) -> int:
     from augpe.runner.compose import run
 
     bench = load_benchmark(args.dataset, args.source, args.data_dir)
+    if args.demo_budget and bench.base_config is None:
+        from benchmarks.ablation import demo_budget
+
+        args.set = demo_budget() + list(args.set)  # explicit --set wins (applied later)
     tag = args.tag or time.strftime("%Y%m%d-%H%M%S")
     root = args.runs_dir / f"{bench.name}-{tag}"
     tier = args.tier
     opts = EvalOptions(
         tiers=("fast",) if tier == "fast" else ("fast", "paper"),
+        max_real_train=args.max_real_train or None,
         per_iteration=True,
         plots=True,
         finetune=FinetuneSettings(model=args.encoder, epochs=args.epochs, seeds=(0,)),
@@ -342,6 +385,8 @@ def _main(args: argparse.Namespace) -> int:
     )
     llm = None
     rows: list[dict[str, Any]] = []
+    last_ev: dict[str, Any] = {}
+    real_train = bench.train
     t_all = time.perf_counter()
     for seed in range(args.seeds):
         for eps in args.epsilons:
@@ -378,12 +423,15 @@ def _main(args: argparse.Namespace) -> int:
             ev = evaluate(
                 out,
                 test_path,
+                real_train=real_train,
                 text_column=bench.text_column,
                 label_columns=bench.label_columns,
                 options=opts,
                 embedder=emb,
                 out_dir=out.with_name(out.name + ".eval"),
+                cache_dir=args.cache_dir or args.runs_dir / "eval-cache",
             )
+            last_ev = ev
             rows.append(
                 run_row(bench, eps, seed, ev, wall, tokens, time.perf_counter() - t1, out, tier)
             )
@@ -397,18 +445,18 @@ def _main(args: argparse.Namespace) -> int:
                     if k.startswith(("acc_", "fid", "mauve", "nextword"))
                 },
             )
-    # the real-data bound: train on real, test on real
-    real = load_corpus(bench.train, bench.text_column, bench.label_columns, "real data")
-    real = real.subsample(args.max_real_train or None)
-    test = load_corpus(test_path, bench.text_column, bench.label_columns, "real test")
-    t1 = time.perf_counter()
-    m = measure(real, test, emb.encode(test.texts), bench.label_columns, emb, opts)
-    fake_ev = {"results": [{"n": len(real), **m}]}
-    rows.append(
-        run_row(
-            bench, math.nan, 0, fake_ev, 0.0, 0, time.perf_counter() - t1, Path(bench.train), tier
-        )
-    )
+    # the real-data bound (train on real, test on real): the evaluations measured it (once,
+    # through the private eval cache); the last one's entry is the row
+    real_entry = next((r for r in last_ev.get("results", []) if r.get("kind") == "real"), None)
+    if real_entry is not None:
+        fake_ev = {"results": [real_entry]}
+    else:  # no run evaluated: measure it here
+        real = load_corpus(bench.train, bench.text_column, bench.label_columns, "real data")
+        real = real.subsample(args.max_real_train or None)
+        test = load_corpus(test_path, bench.text_column, bench.label_columns, "real test")
+        m = measure(real, test, emb.encode(test.texts), bench.label_columns, emb, opts)
+        fake_ev = {"results": [{"n": len(real), "kind": "real", **m}]}
+    rows.append(run_row(bench, math.nan, 0, fake_ev, 0.0, 0, 0.0, Path(bench.train), tier))
     rows[-1].update(
         {
             "eps": "real",
@@ -422,8 +470,13 @@ def _main(args: argparse.Namespace) -> int:
     )
     if llm is not None:
         llm.close()
-    write_results(bench, args, tag, rows, tier, time.perf_counter() - t_all)
+    write_results(bench, args, tag, rows, tier, time.perf_counter() - t_all, last_ev)
     return 0
+
+
+def study_dir(results_dir: Path, dataset: str, tag: str) -> Path:
+    """benchmarks/results/<dataset>/<study>/: one folder per benchmark invocation (its --tag)."""
+    return results_dir / dataset / tag
 
 
 def write_results(
@@ -433,71 +486,106 @@ def write_results(
     rows: list[dict[str, Any]],
     tier: str,
     total_s: float,
+    last_ev: dict[str, Any] | None = None,
 ) -> None:
     import pandas as pd
 
-    res = args.results_dir
-    res.mkdir(parents=True, exist_ok=True)
-    stem = res / f"{bench.name}-{tag}"
+    folder = study_dir(args.results_dir, bench.name, tag)
+    folder.mkdir(parents=True, exist_ok=True)
+    cols = bench.label_columns
+    ev = last_ev or {}
+    curves = ev.get("learning_curves") or {}
+    comp = learner_table.comparison(ev, cols) if ev else {}
+    constant = {
+        c: v
+        for c in cols
+        if (v := ((comp.get("fast") or {}).get(c) or {}).get("constant")) is not None
+    }
+    both = learner_table.summarise(rows, cols, curves, constant)
+    head = learner_table.headline(rows, cols, curves)
     table = aggregate(rows, bench)
-    pd.DataFrame(rows).to_csv(f"{stem}-runs.csv", index=False)
-    pd.DataFrame(table).to_csv(f"{stem}.csv", index=False)
+    pd.json_normalize(rows).to_csv(folder / "runs.csv", index=False)
+    pd.DataFrame(table).to_csv(folder / "table.csv", index=False)
     plot = None
-    for col in bench.label_columns[:1]:
-        series: dict[str, list[tuple[float, float, float]]] = {}
+    for col in cols[:1]:
         pts = []
         for eps in sorted({r["eps"] for r in rows if r["eps"] != "real"}, key=float):
             m, s = _mean_std([r[f"acc_{col}"] for r in rows if r["eps"] == eps])
             pts.append((float(eps), m, s))
-        series[f"Aug-PE ({bench.name}, {col})"] = pts
         real = next((r[f"acc_{col}"] for r in rows if r["eps"] == "real"), None)
         maj = rows[0].get(f"majority_{col}")
-        path = Path(f"{stem}-accuracy_vs_eps.png")
-        if plot_accuracy_vs_eps(
-            series, path, real=real, majority=maj, title=f"{bench.name}: {col} accuracy vs eps"
+        path = folder / "accuracy_vs_eps.png"
+        if len(pts) > 1 and plot_accuracy_vs_eps(
+            {f"Aug-PE ({bench.name}, {col})": pts},
+            path,
+            real=real,
+            majority=maj,
+            title=f"{bench.name}: {col} accuracy vs eps (embedding probe)",
         ):
             plot = path.name
     settings = " ".join(f"`{s}`" for s in args.set) or "(config defaults)"
+    n_real = next((r["n"] for r in rows if r["eps"] == "real"), None)
+    bound = next(
+        (s.split("=", 1)[1] for s in args.set if s.startswith("privacy.population_bound=")), None
+    )
+    base = f"`{bench.base_config.name}`" if bench.base_config else "the package defaults"
     md = [
         f"# Benchmark: {bench.name} ({tag})",
         "",
-        f"- command: `python benchmarks/run.py --dataset {args.dataset} --epsilons "
-        f"{' '.join(fmt_eps(e) for e in args.epsilons)} --seeds {args.seeds}"
-        + "".join(f" --set {s}" for s in args.set)
-        + (f" --tier {tier}" if tier != "fast" else "")
-        + "`",
-        f"- overrides: {settings}; downstream tier: {tier}; real test: `{bench.test}`",
+        f"- command: `{args.command}`",
         (
-            f"- eps = 0: random API only (uniform classes, no vote); inf: no noise (not private); "
-            f"real data: trained on {'at most ' + str(args.max_real_train) if args.max_real_train else 'all'} "
-            "real training texts (the upper bound)."
+            f"- settings applied over {base}: {settings}; downstream tier: {tier}; real test: "
+            f"`{bench.test.parent.name}/{bench.test.name}`"
         ),
         (
-            "- FID / MAUVE / precision / recall (k = 3) on sentence embeddings against the real test split; "
-            "words = mean words per synthetic text; gen tokens = completion tokens the LLM wrote for that run; "
-            "wall s = the whole run (generation, private embedding, votes; evaluation excluded); "
-            "generate s = LLM time, tok/s = gen tokens / generate s; embed private s = embedding the "
-            "private records, paid once per process (the first DP run). MAUVE needs a few hundred texts per "
-            "side (n/10 buckets): with fewer it is close to 1 for almost any corpus."
+            f"- privacy.population_bound = {bound} (the public size of the training split), so "
+            "delta = 1/(M ln M)"
+            if bound
+            else "- privacy.population_bound: as the base config sets it (else delta = 1e-6)"
         ),
-        (
-            "- the runs share a request cache: a request already answered (same prompt, seed and "
-            "settings) is not generated again, so the DP runs of one seed generate the initial "
-            "population once (the first of them pays it) and the variations of parents they "
-            "select alike once; gen tokens, generate s and wall s count only what a run generated."
-        ),
-        (
-            "- the fast tier's C is chosen by 5-fold cross-validation on each training corpus; the "
-            "majority class of the real test split scores the accuracy printed under the plot."
-        ),
-        f"- this invocation: {total_s:.0f} s"
+        f"- {bench.notes}",
+        f"- this invocation: {total_s:.0f} s of wall time"
         + (
             " (runs reused by --resume keep the times of the invocation that made them)"
             if args.resume
             else ""
-        )
-        + f"; {bench.notes}",
+        ),
         *([f"- note: {args.note}"] if args.note else []),
+        "",
+        "## Both learners (balanced accuracy on the real test split)",
+        "",
+        *[f"- {LEARNER_NOTE}" for LEARNER_NOTE in learner_table.LEARNER_LONG.values()],
+        (
+            "- eps = 0: each run's own random-API population (iteration 0, no private data); "
+            f"real training split: the same learner trained on {n_real} real texts; constant "
+            "answer: 1 / #classes."
+        ),
+        (
+            "- gap closed (per seed, then mean ± std): (syn - base) / (real - base) on balanced "
+            "accuracy, base = max(that run's eps = 0, constant). worth n real: the mean balanced "
+            "accuracy read off the learner's real-data learning curve (16, 32, ... real texts, 5 "
+            "seeded draws each; `< 16` below it, `> N` above the whole split); each seed's own "
+            "in brackets."
+        ),
+        "",
+        learner_table.markdown(both),
+        "",
+        *[f"- {h}" for h in head],
+        "",
+        "## Embedding probe, fidelity and cost",
+        "",
+        (
+            "- accuracy / macro-F1: the embedding probe. FID / MAUVE / precision / recall (k = 3) on "
+            "sentence embeddings against the real test split; words = mean words per synthetic "
+            "text; gen tokens = completion tokens the LLM wrote for that run; wall s = the whole "
+            "run (generation, private embedding, votes; evaluation excluded); generate s = LLM "
+            "time; embed private s = paid once per process (the first DP run). MAUVE needs a few "
+            "hundred texts per side: with fewer it is close to 1 for almost any corpus."
+        ),
+        (
+            "- the runs share a request cache: a request already answered (same prompt, seed and "
+            "settings) is not generated again; gen tokens and times count only what a run generated."
+        ),
         "",
         markdown_table(table),
         "",
@@ -505,21 +593,33 @@ def write_results(
     if plot:
         md += [f"![accuracy vs eps]({plot})", ""]
     md += [
-        "Per run: "
-        + f"`{Path(str(stem) + '-runs.csv').name}`; each run's report: `<run_dir>.eval/report.md`.",
+        (
+            "Per run: `runs.csv`; each run's report (both learners, learning curves): "
+            "`<run_dir>.eval/report.md`."
+        ),
         "",
     ]
-    Path(f"{stem}.md").write_text("\n".join(md), encoding="utf-8")
-    Path(f"{stem}.json").write_text(
+    (folder / "results.md").write_text("\n".join(md), encoding="utf-8")
+    (folder / "results.json").write_text(
         json.dumps(
             {
+                "kind": "benchmark",
                 "dataset": bench.name,
-                "tag": tag,
+                "study": tag,
+                "command": args.command,
                 "settings": args.set,
                 "epsilons": [fmt_eps(e) for e in args.epsilons],
                 "seeds": args.seeds,
                 "tier": tier,
+                "label_columns": cols,
+                "notes": bench.notes,
+                "wall_seconds": round(total_s, 1),
+                "headline": head,
+                "learners": learner_table.LEARNER_LONG,
+                "comparison_last_run": comp,
+                "both_learners": both,
                 "table": table,
+                "learning_curves": curves,
                 "runs": rows,
             },
             indent=2,
@@ -529,7 +629,7 @@ def write_results(
         encoding="utf-8",
     )
     print("\n".join(md))
-    print(f"results: {stem}.md / .csv / -runs.csv")
+    print(f"results: {folder}/results.md / results.json")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""The layout rule of ARCHITECTURE.md, checked on every module's imports (lazy ones included):
-records -> privacy, llm, embed, pe -> runner -> release, audit, evaluate, cli."""
+"""The layout rules of ARCHITECTURE.md, checked on every module's imports (lazy ones included):
+one-way layers, no import circle, the table in ARCHITECTURE.md equal to the rules enforced here,
+and the sizes the project holds itself to (modules, README)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,11 @@ BASE = {"config", "errors", "timing", "resources", "atomic"}
 LOW = BASE | {"records"}
 ALLOWED: dict[str, set[str]] = {
     "records": BASE,
-    # privacy.vote ranks neighbours with the embedding side's exact k-NN search (embed.knn)
-    "privacy": LOW | {"embed"},
+    "privacy": LOW | {"embed"},  # the vote ranks with the embedding side's exact k-NN search
     "llm": BASE,
     "embed": BASE,
     "pe": LOW | {"llm", "embed"},
-    "scale": LOW | {"llm", "embed", "privacy", "pe", "scale"},
+    "scale": LOW | {"llm", "embed", "privacy", "pe"},
     "runner": LOW | {"llm", "embed", "pe", "privacy", "scale"},
     # the top tier (release, audit, evaluate) may use each other without cycles: evaluate is lowest
     "evaluate": LOW | {"embed", "runner"},
@@ -42,7 +42,7 @@ def _imports(path: Path) -> set[str]:
         for n in names:
             parts = n.split(".")
             if parts[0] == "augpe" and len(parts) > 1:
-                found.add(".".join(parts[1:3]) if parts[1] == "scale" else parts[1])
+                found.add(parts[1])
     return found
 
 
@@ -67,3 +67,72 @@ def test_base_modules_import_only_the_base() -> None:
         assert files, name
         for path in files:
             assert _imports(path) <= BASE, path
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """module -> the augpe modules it imports (lazily or for types included)."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for a in node.names:
+                    sub = f"{node.module}.{a.name}"
+                    deps.add(sub if sub in modules else node.module)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names)
+        # a module importing its own package's __init__ is not a circle of modules
+        graph[name] = {d for d in deps if d in modules and not name.startswith(d + ".")} - {name}
+    return graph
+
+
+def test_no_module_imports_a_module_that_imports_it_back() -> None:
+    graph = _module_graph()
+    circles = []
+    for start in graph:  # a path from a module back to itself
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph[node]:
+                if nxt == start:
+                    circles.append(" -> ".join([*path, start]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*path, nxt]))
+    assert circles == []
+
+
+def _rules_table() -> str:
+    order = ["records", "embed", "llm", "privacy", "pe", "scale", "runner", "evaluate"]
+    order += ["release", "audit"]
+    assert sorted(order) == sorted(ALLOWED)
+    rows = ["| layer | may import |", "|---|---|"]
+    for layer in order:
+        named = sorted(ALLOWED[layer] - BASE, key=lambda x: (x != "records", x))
+        rows.append(f"| `{layer}` | " + ", ".join(["base", *(f"`{x}`" for x in named)]) + " |")
+    return "\n".join(rows)
+
+
+def test_architecture_md_states_the_rules_this_test_enforces() -> None:
+    text = (PACKAGE.parent / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    block = text.split("<!-- import-rules")[1].split("<!-- /import-rules -->")[0]
+    table = block.split("-->", 1)[1].strip()
+    assert table == _rules_table()
+
+
+def test_no_module_is_over_400_lines_and_the_readme_is_under_250() -> None:
+    long = [
+        f"{p.relative_to(PACKAGE)}: {n}"
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400
+    ]
+    assert long == []
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(readme) < 250
+

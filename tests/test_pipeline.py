@@ -94,7 +94,7 @@ def baseline(private_csv, llm, embedder, tmp_path_factory):
 def test_end_to_end_run_writes_a_dp_corpus(baseline):
     result, _ = baseline
     rows = [json.loads(line) for line in result.corpus_path.read_text().splitlines()]
-    assert len(rows) == 4  # the selected samples of the last iteration
+    assert len(rows) >= 1  # the texts the noisy votes vouch for (output `voted`)
     assert {r["class"] for r in rows} <= {"great", "other"}
     for r in rows:
         assert len(r["text"].split()) >= 3
@@ -106,7 +106,7 @@ def test_end_to_end_run_writes_a_dp_corpus(baseline):
     assert 0.9 < ledger["epsilon"] <= 1.0
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["generation"]["completion_tokens"] > 0
-    assert summary["samples"] == 4
+    assert summary["samples"] == len(rows)
 
 
 def test_no_private_text_reaches_any_prompt(baseline, private_csv):

@@ -15,11 +15,9 @@ from augpe.pe.prompts import (
     available_prompt_sets,
     load_prompt_set,
     prompts_dir,
-    render_fill_blanks,
-    render_random,
-    render_rephrase,
     template_fields,
 )
+from augpe.pe.render import render_fill_blanks, render_random, render_rephrase
 from augpe.pe.textops import (
     clean_generation,
     count_words,

@@ -20,12 +20,13 @@ from augpe.errors import AugpeError
 
 def cmd_run(args: argparse.Namespace) -> int:
     from augpe.runner.compose import run
+    from augpe.runner.layout import RunLayout
 
     if args.resume:
         run_dir = Path(args.resume)
         # The run folder's own config, as it is: the noise seed is never in it (the PRIVATE
         # folder keeps it under the run's nonce), and privacy settings changed by --set are refused.
-        cfg = load_config(run_dir / "config.yaml", [*args.set, f"output.dir={run_dir}"])
+        cfg = load_config(RunLayout.read(run_dir).config, [*args.set, f"output.dir={run_dir}"])
     else:
         if not args.config:
             raise AugpeError("augpe run: give a CONFIG.yaml (or --resume RUN_DIR)")
@@ -97,8 +98,9 @@ def cmd_account(args: argparse.Namespace) -> int:
 
 def cmd_budget(args: argparse.Namespace) -> int:
     from augpe.privacy import Ledger
+    from augpe.runner.layout import RunLayout
 
-    path = Path(args.run_dir) / "ledger.json"
+    path = RunLayout.read(args.run_dir).ledger
     if not path.is_file():
         raise AugpeError(f"augpe budget: no ledger.json in {args.run_dir}")
     ledger = Ledger.load(path)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from augpe.runner.layout import RunLayout
+
 
 def print_run_summary(result: Any) -> None:
     """Where the corpus is, its size per class, the privacy spent, the generation cost, 3 samples.
@@ -39,7 +41,9 @@ def print_run_summary(result: Any) -> None:
     cache = t.get("request_cache") or {}
     if "cache_hits" in cache:
         print(f"  request cache: {cache['cache_hits']} hits, {cache['cache_misses']} misses")
-    print(f"  wall time: {t['wall_seconds']:.1f} s; ledger: {result.run_dir / 'ledger.json'}")
+    print(
+        f"  wall time: {t['wall_seconds']:.1f} s; ledger: {RunLayout.read(result.run_dir).ledger}"
+    )
     stages = t.get("totals") or {}
     if stages:
         note = (

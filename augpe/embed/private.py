@@ -17,14 +17,19 @@ from augpe.embed.base import Embedder
 from augpe.timing import Timer
 
 
+def private_embedding_file(cache_dir: Path, fingerprint: str, embedder_name: str) -> Path:
+    """Where the PRIVATE cache keeps the embeddings of data `fingerprint` by `embedder_name`."""
+    key = hashlib.sha256(f"{fingerprint}|{embedder_name}".encode()).hexdigest()[:24]
+    return cache_dir / f"private-embeddings-{key}.npy"
+
+
 def embed_private(
     embedder: Embedder, texts: Sequence[str], fingerprint: str, cache_dir: Path | None
 ) -> np.ndarray:
     """Embed the private texts once; reuse the PRIVATE cache when its key matches."""
     if cache_dir is None:
         return embedder.encode(texts, desc="embed private")
-    key = hashlib.sha256(f"{fingerprint}|{embedder.name}".encode()).hexdigest()[:24]
-    path = cache_dir / f"private-embeddings-{key}.npy"
+    path = private_embedding_file(cache_dir, fingerprint, embedder.name)
     if path.is_file():
         emb = np.load(path)
         if emb.shape[0] == len(texts):

@@ -36,7 +36,9 @@ from typing import Any
 import numpy as np
 
 from augpe.embed import Embedder
+from augpe.embed.private import private_embedding_file
 from augpe.errors import AugpeError
+from augpe.runner.layout import CORPUS, LEDGER, RunFolder
 
 __all__ = [
     "EmbeddingCache",
@@ -74,7 +76,7 @@ def check_cache_dir(cache_dir: Path, *public: Path) -> None:
                 f"eval cache folder {cache_dir} must lie outside {p}: it holds embeddings of "
                 "private (real) text; pick a PRIVATE folder (--cache-dir) or the default"
             )
-    for marker in ("synthetic.jsonl", "ledger.json"):
+    for marker in (CORPUS, LEDGER):
         for d in (c, *c.parents):
             if (d / marker).is_file():
                 raise AugpeError(
@@ -228,23 +230,19 @@ class ResultCache:
 def run_private_vectors(run_dir: Path, embedder_name: str) -> dict[str, np.ndarray]:
     """{private text: vector} from the run's own private-embedding cache, when that cache was
     made by `embedder_name`; {} when there is none, or the private data cannot be read."""
-    import yaml
-
     from augpe.config import DataConfig
     from augpe.records.data import load_private_data
 
     try:
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
-        pd = (cfg.get("output") or {}).get("private_dir")
-        cache = (Path(pd) if pd else Path(str(run_dir) + ".PRIVATE")) / "cache"
+        folder = RunFolder.open(run_dir)
+        cfg, cache = folder.config(), folder.layout.private_cache
         if not cache.is_dir():
             return {}
         data = load_private_data(DataConfig(**(cfg.get("data") or {})))
     except (OSError, AugpeError, TypeError, ValueError) as err:
         log.debug("eval: the run's private-embedding cache is not usable (%s)", err)
         return {}
-    key = hashlib.sha256(f"{data.fingerprint()}|{embedder_name}".encode()).hexdigest()[:24]
-    path = cache / f"private-embeddings-{key}.npy"  # the name augpe.embed.embed_private writes
+    path = private_embedding_file(cache, data.fingerprint(), embedder_name)
     if not path.is_file():
         return {}
     emb = np.load(path)

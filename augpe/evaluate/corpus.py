@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from augpe.errors import AugpeError, DataError
 from augpe.records.data import CLASS_SEP, jsonl_records, read_table
+from augpe.runner.layout import CORPUS, RunFolder
 
-CORPUS_FILE = "synthetic.jsonl"
+CORPUS_FILE = CORPUS
 
 
 class EvalError(AugpeError):
@@ -109,8 +109,7 @@ class RunInfo:
 
 
 def is_run_dir(path: str | Path) -> bool:
-    p = Path(path)
-    return p.is_dir() and (p / CORPUS_FILE).is_file()
+    return Path(path).is_dir() and RunFolder.open(path).finished
 
 
 def run_info(run_dir: str | Path) -> RunInfo:
@@ -119,17 +118,13 @@ def run_info(run_dir: str | Path) -> RunInfo:
         raise EvalError(
             f"{root} is not a folder; give a run folder (with {CORPUS_FILE}) or a corpus file"
         )
-    if not (root / CORPUS_FILE).is_file():
+    folder = RunFolder.open(root)
+    if not folder.finished:
         raise EvalError(
             f"{root} is not a finished augpe run folder: no {CORPUS_FILE} "
             "(was the run interrupted? finish it with `augpe run --resume`)"
         )
-    cfg: dict[str, Any] = {}
-    if (root / "config.yaml").is_file():
-        cfg = yaml.safe_load((root / "config.yaml").read_text(encoding="utf-8")) or {}
-    summary: dict[str, Any] = {}
-    if (root / "summary.json").is_file():
-        summary = json.loads((root / "summary.json").read_text(encoding="utf-8"))
+    cfg, summary = folder.config(), folder.summary()
     data = cfg.get("data") or {}
     label_columns = list(data.get("label_columns") or [])
     # class_id in state/ indexes the sorted class names; summary.json lists every class.
@@ -137,12 +132,12 @@ def run_info(run_dir: str | Path) -> RunInfo:
         (summary.get("target_samples_per_class") or summary.get("samples_per_class") or {}).keys()
     )
     if not names:
-        names = sorted({r["class"] for r in _read_jsonl(root / CORPUS_FILE)})
+        names = sorted({r["class"] for r in _read_jsonl(folder.layout.corpus)})
     eps = summary.get("epsilon")
     if eps is None and isinstance(cfg.get("privacy"), dict):
         eps = cfg["privacy"].get("epsilon")
     if not label_columns:
-        rows = _read_jsonl(root / CORPUS_FILE)
+        rows = _read_jsonl(folder.layout.corpus)
         if rows and isinstance(rows[0].get("labels"), dict):
             label_columns = list(rows[0]["labels"])
     return RunInfo(
@@ -227,18 +222,20 @@ def read_synthetic_jsonl(
 
 def load_run_corpus(run_dir: str | Path, name: str = "synthetic") -> TextCorpus:
     info = run_info(run_dir)
-    return read_synthetic_jsonl(info.run_dir / CORPUS_FILE, name, info.epsilon)
+    return read_synthetic_jsonl(RunFolder.open(info.run_dir).layout.corpus, name, info.epsilon)
 
 
 def _population_corpus(
     info: RunInfo,
-    path: Path,
+    t: int,
     name: str,
     ops: tuple[str, ...] | None = None,
     epsilon: float | None = None,
 ) -> TextCorpus:
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    samples = [s for s in raw.get("samples", []) if ops is None or s.get("op") in ops]
+    folder = RunFolder.open(info.run_dir)
+    stored = folder.population_samples(t) or []
+    path = folder.layout.population(t)
+    samples = [s for s in stored if ops is None or s.get("op") in ops]
     texts, labels = [], {c: [] for c in info.label_columns}  # type: ignore[var-annotated]
     for s in samples:
         cid = int(s["class_id"])
@@ -276,24 +273,17 @@ def random_api_corpus(run_dir: str | Path) -> TextCorpus | None:
     data. None when the run folder has no state/population_00.json.
     """
     info = run_info(run_dir)
-    path = info.run_dir / "state" / "population_00.json"
-    if not path.is_file():
+    if RunFolder.open(info.run_dir).population_samples(0) is None:
         return None
-    corpus = _population_corpus(info, path, "eps=0 (random API)", ops=PRIVATE_FREE, epsilon=0.0)
+    corpus = _population_corpus(info, 0, "eps=0 (random API)", ops=PRIVATE_FREE, epsilon=0.0)
     return corpus if len(corpus) else None
 
 
 def population_corpora(run_dir: str | Path) -> list[tuple[int, TextCorpus]]:
     """(t, population voted on after t votes) for t = 0..T-1, from state/population_tt.json."""
     info = run_info(run_dir)
-    out = []
-    for path in sorted((info.run_dir / "state").glob("population_*.json")):
-        try:
-            t = int(path.stem.split("_")[1])
-        except (IndexError, ValueError):
-            continue
-        out.append((t, _population_corpus(info, path, f"population {t}")))
-    return out
+    folder = RunFolder.open(info.run_dir)
+    return [(t, _population_corpus(info, t, f"population {t}")) for t, _ in folder.populations()]
 
 
 # ---- tables -------------------------------------------------------------------------------------
@@ -346,7 +336,7 @@ def load_corpus(
     p = Path(path)
     if p.is_dir() and (p / CORPUS_FILE).is_file():
         return load_run_corpus(p, name or p.name)
-    if p.is_dir() and (p / "config.yaml").is_file():
+    if p.is_dir() and RunFolder.open(p).layout.config.is_file():
         run_info(p)  # raises the "not finished" error
     if p.is_file() and p.suffix.lower() in (".jsonl", ".ndjson") and _looks_synthetic(p):
         c = read_synthetic_jsonl(p, name or p.stem)

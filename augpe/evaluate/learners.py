@@ -46,11 +46,10 @@ CENTROID_LABELS = "the labelling (DP class centroids in this space label the cor
 
 def uses_centroid_labels(run_dir: Any) -> bool:
     """Whether the run's corpus is labelled by DP class centroids (its config's privacy.centroids)."""
-    from augpe.runner.layout import RunLayout
+    from augpe.runner.layout import RunFolder
 
-    path = RunLayout.read(run_dir).config
     try:
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        cfg = RunFolder.open(run_dir).config()
     except (OSError, yaml.YAMLError):
         return False
     privacy = cfg.get("privacy") if isinstance(cfg, dict) else None

@@ -7,11 +7,45 @@ base install needs none of them.
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from augpe.config import GenerationConfig
 from augpe.errors import ConfigError
 from augpe.llm.base import LLM, BaseLLM, Generation, GenerationRequest, Message, Usage
 
-__all__ = ["LLM", "BaseLLM", "Generation", "GenerationRequest", "Message", "Usage", "make_llm"]
+__all__ = [
+    "BACKENDS",
+    "LLM",
+    "BaseLLM",
+    "Generation",
+    "GenerationRequest",
+    "Message",
+    "Usage",
+    "backend_class",
+    "make_llm",
+]
+
+
+BACKENDS: dict[str, str] = {
+    "embedded": "augpe.llm.backends.embedded:EmbeddedLLM",
+    "openai": "augpe.llm.backends.openai:OpenAILLM",
+    "vllm": "augpe.llm.backends.vllm:VLLMLLM",
+    "transformers": "augpe.llm.backends.transformers:TransformersLLM",
+}
+"""generation.backend -> the backend class (`module:Class`, imported only when used: heavy or
+optional backends cost nothing until asked for). Each has `from_config(cfg, show_progress,
+budget)`. A new provider: one module under `llm/backends/` and one line here."""
+
+
+def backend_class(name: str) -> Any:
+    """The class registered for `generation.backend` = `name`."""
+    if name not in BACKENDS:
+        raise ConfigError(
+            f"generation.backend: unknown backend {name!r}; one of {sorted(BACKENDS)}"
+        )
+    module, cls = BACKENDS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def make_llm(cfg: GenerationConfig, show_progress: bool = True) -> LLM:
@@ -26,25 +60,10 @@ def make_llm(cfg: GenerationConfig, show_progress: bool = True) -> LLM:
     budget = Budget(cfg.max_cost)
 
     def one(c: GenerationConfig) -> LLM:
-        if c.backend == "embedded":
-            from augpe.llm.backends.embedded import EmbeddedLLM
-
-            return EmbeddedLLM(
-                c.model, c.n_parallel, c.n_ctx_per_slot, c.threads, show_progress, c.deterministic
-            )
-        if c.backend == "openai":
-            from augpe.llm.backends.openai import OpenAILLM
-
-            return OpenAILLM.from_config(c, show_progress=show_progress, budget=budget)
-        if c.backend == "vllm":
-            from augpe.llm.backends.vllm import VLLMLLM
-
-            return VLLMLLM.from_config(c, show_progress=show_progress, budget=budget)
-        if c.backend == "transformers":
-            from augpe.llm.backends.transformers import TransformersLLM
-
-            return TransformersLLM.from_config(c, show_progress=show_progress, budget=budget)
-        raise ConfigError(f"generation.backend: unknown backend {c.backend!r}")
+        llm: LLM = backend_class(c.backend).from_config(
+            c, show_progress=show_progress, budget=budget
+        )
+        return llm
 
     if not cfg.mixture:
         return one(cfg)

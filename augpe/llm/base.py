@@ -11,12 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from tqdm import tqdm
-
-if TYPE_CHECKING:
-    from augpe.llm.cost import CostMeter
 
 Message = dict[str, str]
 
@@ -78,6 +75,12 @@ def progress_bar(total: int, desc: str, show: bool) -> tqdm:
     return tqdm(total=total, desc=desc or "generate", unit="req", disable=not show, leave=False)
 
 
+class Meter(Protocol):
+    """What a priced backend's cost meter answers here (`augpe.llm.cost.CostMeter` is one)."""
+
+    def worst_case(self, requests: Sequence[GenerationRequest]) -> float: ...
+
+
 @runtime_checkable
 class LLM(Protocol):
     """A text generator. Implementations: the backends in `augpe.llm.backends` (embedded,
@@ -96,7 +99,7 @@ class LLM(Protocol):
         ...
 
     @property
-    def meter(self) -> CostMeter | None:
+    def meter(self) -> Meter | None:
         """Tokens and money of a priced backend, and the run's Budget it books against; None for
         a backend that keeps no meter (it is free)."""
         ...
@@ -142,7 +145,7 @@ class BaseLLM:
 
     name: str
     usage: Usage
-    meter: CostMeter | None = None
+    meter: Meter | None = None
     supports_on_result: bool = False
     _cache_id: str | None = None
 

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from augpe.llm.base import LLM, BaseLLM, Generation, GenerationRequest, OnResult, Usage
-from augpe.llm.cost import Budget
+from augpe.llm.cost import Budget, CostMeter
 
 __all__ = ["MixtureLLM", "route_fraction"]
 
@@ -87,7 +87,7 @@ class MixtureLLM(BaseLLM):
         worst_by_budget: dict[int, tuple[Budget, float]] = {}
         for k, idx in groups.items():
             member = self.members[k]
-            if member.meter is not None:
+            if isinstance(member.meter, CostMeter):
                 b = member.meter.budget
                 w = member.worst_case([requests[i] for i in idx])
                 worst_by_budget[id(b)] = (b, worst_by_budget.get(id(b), (b, 0.0))[1] + w)

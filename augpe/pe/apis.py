@@ -18,7 +18,8 @@ import numpy as np
 
 from augpe.config import GenerationConfig
 from augpe.llm.base import LLM, GenerationRequest, Message
-from augpe.pe.prompts import PromptSet, render_fill_blanks, render_random, render_rephrase
+from augpe.pe.prompts import PromptSet
+from augpe.pe.render import render_fill_blanks, render_random, render_rephrase
 from augpe.pe.textops import (
     clean_generation,
     count_words,

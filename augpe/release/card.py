@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from augpe.runner.layout import RunFolder
+
 __all__ = ["CARD", "build_card", "card_counts", "size_category", "write_card"]
 
 CARD = "README.md"
@@ -42,7 +44,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def card_counts(folder: str | os.PathLike[str]) -> dict[str, int]:
     """Synthetic rows per class of the released corpus (post-processing of DP outputs)."""
-    rows = _read_jsonl(Path(folder) / "synthetic.jsonl")
+    rows = _read_jsonl(RunFolder.open(folder).layout.corpus)
     return dict(sorted(Counter(str(r.get("class", "all")) for r in rows).items()))
 
 
@@ -161,13 +163,11 @@ def build_card(
 ) -> str:
     """The card text for the release (or run) folder `folder`; see the module docstring."""
     from augpe import __version__
-    from augpe.privacy import Ledger
-    from augpe.release.export import DATA_FILES, read_released_corpus
+    from augpe.release.table import DATA_FILES, read_released_corpus
 
     root = Path(folder)
-    ledger = Ledger.load(root / "ledger.json").to_dict()
-    cfg = yaml.safe_load((root / "config.yaml").read_text(encoding="utf-8")) or {}
-    rows = _read_jsonl(root / "synthetic.jsonl")
+    run = RunFolder.open(root)
+    ledger, cfg, rows = run.ledger().to_dict(), run.config(), _read_jsonl(run.layout.corpus)
     table = read_released_corpus(root)
     sizes = card_counts(root)
     models = sorted({str(r["model"]) for r in rows if r.get("model")})

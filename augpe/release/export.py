@@ -31,15 +31,20 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from augpe.errors import AugpeError, missing_dependency
+from augpe.release.card import card_counts, write_card
 from augpe.release.scan import find_machine_paths, machine_paths
 from augpe.release.staging import staging
+from augpe.release.table import (
+    DATA_FILES,
+    FORMATS,
+    WEIGHT_COLUMN,
+    ExportTable,
+    read_released_corpus,
+)
 from augpe.release.verify import (
     ReleaseError,
     find_class_counts,
@@ -49,6 +54,7 @@ from augpe.release.verify import (
     release,
     scan_for_private,
 )
+from augpe.runner.layout import RunFolder
 
 __all__ = [
     "DATA_FILES",
@@ -60,63 +66,6 @@ __all__ = [
     "verify_release",
     "write_table",
 ]
-
-FORMATS = ("jsonl", "csv", "parquet", "hf")
-"""`--format` values; jsonl is the default and writes nothing beyond `release`."""
-DATA_FILES = {
-    "jsonl": "synthetic.jsonl",
-    "csv": "data/train.csv",
-    "parquet": "data/train.parquet",
-    "hf": "data-*.arrow",
-}
-"""Where each format's table lies in OUT (a glob for hf: save_to_disk names its shards)."""
-TEXT_COLUMN = "text"
-WEIGHT_COLUMN = "weight"  # output `soft`: each row's training weight (its noisy vote count)
-
-
-@dataclass(frozen=True)
-class ExportTable:
-    """The released corpus as columns: `text`, then one column per label, in config order."""
-
-    texts: list[str]
-    labels: dict[str, list[str]]
-    weights: list[float] | None = None  # a `soft` corpus: the `weight` column, last
-
-    def __post_init__(self) -> None:
-        for name in (TEXT_COLUMN, WEIGHT_COLUMN):
-            if name in self.labels:
-                raise AugpeError(
-                    f"a label column is named '{name}', the name of a column of the release; "
-                    "rename the label column (data.label_columns) to export this corpus"
-                )
-
-    @property
-    def columns(self) -> dict[str, list[Any]]:
-        weight = {} if self.weights is None else {WEIGHT_COLUMN: self.weights}
-        return {TEXT_COLUMN: self.texts, **self.labels, **weight}
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-
-def read_released_corpus(folder: str | os.PathLike[str]) -> ExportTable:
-    """The table of a run (or release) folder: synthetic.jsonl through the evaluation's reader
-    (the one owner of that file's layout), labels ordered as data.label_columns in config.yaml."""
-    from augpe.evaluate.corpus import read_synthetic_jsonl
-
-    root = Path(folder)
-    corpus = read_synthetic_jsonl(root / "synthetic.jsonl")
-    order: list[str] = []
-    cfg_path = root / "config.yaml"
-    if cfg_path.is_file():
-        cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
-        order = [str(c) for c in ((cfg.get("data") or {}).get("label_columns") or [])]
-    columns = [c for c in order if c in corpus.labels] + [
-        c for c in corpus.labels if c not in order
-    ]
-    return ExportTable(
-        list(corpus.texts), {c: list(corpus.labels[c]) for c in columns}, corpus.weights
-    )
 
 
 def _arrow_type(column: str) -> Any:
@@ -257,11 +206,7 @@ def _check_destination(run: Path, dest: Path) -> Path:
         )
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ReleaseError(f"release folder {dest} already exists and is not empty; pick a new one")
-    cfg: dict[str, Any] = {}
-    if (run / "config.yaml").is_file():
-        cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
-    pd = (cfg.get("output") or {}).get("private_dir")
-    private_dir = Path(pd) if pd else Path(str(run) + ".PRIVATE")
+    private_dir = RunFolder.open(run).layout.private
     if _same_or_inside(dest, private_dir):
         raise ReleaseError(f"release folder {dest} lies inside the PRIVATE folder {private_dir}")
     return private_dir
@@ -283,8 +228,6 @@ def release_dataset(
     """`release` (allow-list, verified), plus the corpus as a table in `fmt` and the dataset card,
     verified again; returns every file written, under `out`. Raises ReleaseError on any finding
     (OUT is then left as it was)."""
-    from augpe.release.card import card_counts, write_card
-
     if fmt not in FORMATS:
         raise ReleaseError(f"unknown release format {fmt!r}; use one of {', '.join(FORMATS)}")
     run, dest = Path(run_dir), Path(out)
@@ -307,7 +250,7 @@ def release_dataset(
             write_card(stage, fmt=fmt, license=license, command=command)
             extra["README.md.class_sizes.json"] = card_counts(stage)
         texts, names, counts = private_reference(run, private_data, texts_in)
-        cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+        cfg = RunFolder.open(run).config()
         paths = machine_paths(run, dest, private_dir, cfg)
         findings = verify_release(stage, texts, names, counts, extra, paths)
         if findings:

@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from augpe.runner.layout import CONFIG, RunFolder
+
 __all__ = [
     "MIN_WORDS",
     "PRIVATE_MARK",
@@ -197,12 +199,9 @@ def find_private_artefacts(folder: Path, seed: int | None) -> list[str]:
         searchable = seed is not None and len(str(abs(seed))) >= _SEED_MIN_DIGITS
         if searchable and str(abs(seed)) in _raw(path):  # type: ignore[arg-type]
             findings.append(f"{rel}: contains the noise seed")
-    cfg_path = folder / "config.yaml"
-    if cfg_path.is_file():
-        cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
-        s = (cfg.get("privacy") or {}).get("noise_seed")
-        if s not in (None, "<redacted>"):
-            findings.append("config.yaml: privacy.noise_seed is not redacted")
+    s = (RunFolder.open(folder).config().get("privacy") or {}).get("noise_seed")
+    if s not in (None, "<redacted>"):
+        findings.append(f"{CONFIG}: privacy.noise_seed is not redacted")
     return findings
 
 

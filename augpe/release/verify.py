@@ -49,7 +49,7 @@ from augpe.release.scan import (
     scan_for_private,
 )
 from augpe.release.staging import copy_plain, normalize_tree, staging
-from augpe.runner.layout import ARTEFACTS, artefact_table
+from augpe.runner.layout import ARTEFACTS, CONFIG, CORPUS, LEDGER, STATE, RunFolder, artefact_table
 
 log = logging.getLogger("augpe")
 
@@ -68,7 +68,7 @@ __all__ = [
 
 RELEASE_FILES = tuple(name for name, released, _ in ARTEFACTS if released and "/" not in name)
 """The DP-safe top-level files of a run folder; the first three are required."""
-REQUIRED = ("synthetic.jsonl", "ledger.json", "config.yaml")
+REQUIRED = (CORPUS, LEDGER, CONFIG)
 STATE_PATTERN = re.compile(
     r"^(population_\d+|votes_\d+|class_counts|record_count|keywords|lengths|centroids)\.json$"
 )
@@ -136,7 +136,7 @@ def _allowed(run_dir: Path, include_state: bool) -> tuple[list[Path], list[str]]
         state = (
             include_state
             and len(rel.parts) == 2
-            and rel.parts[0] == "state"
+            and rel.parts[0] == STATE
             and STATE_PATTERN.match(rel.name) is not None
         )
         if top or state:
@@ -157,7 +157,7 @@ def private_reference(
     from augpe.config import DataConfig
     from augpe.records.data import load_private_data
 
-    cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+    cfg = RunFolder.open(run).config()
     data_cfg = dict(cfg.get("data") or {})
     if private_data is not None:
         data_cfg["path"] = private_data
@@ -187,7 +187,6 @@ def release(
     The private records are read from the run's config (`data` section) unless `private_data`
     (a path for data.path) or `private_texts` is given. Raises ReleaseError on any finding.
     """
-    from augpe.privacy import Ledger
 
     run = Path(run_dir)
     dest = Path(out)
@@ -205,11 +204,11 @@ def release(
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ReleaseError(f"release folder {dest} already exists and is not empty; pick a new one")
 
-    cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+    cfg = RunFolder.open(run).config()
     private_dir = _private_dir(run, cfg)
     if _inside(dest, private_dir):
         raise ReleaseError(f"release folder {dest} lies inside the PRIVATE folder {private_dir}")
-    ledger = Ledger.load(run / "ledger.json")
+    ledger = RunFolder.open(run).ledger()
     try:
         ledger.assert_within_target()
     except RuntimeError as err:
@@ -232,7 +231,7 @@ def release(
         stage = work / "release"
         for rel in take:
             copy_plain(run / rel, stage / rel)  # bytes only: no time, owner or mode
-        (stage / "config.yaml").write_text(
+        (stage / CONFIG).write_text(
             yaml.safe_dump(public_config(cfg), sort_keys=False), encoding="utf-8"
         )
         findings = (

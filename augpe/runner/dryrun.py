@@ -16,7 +16,8 @@ from augpe.llm.base import GenerationRequest
 from augpe.llm.cost import Prices
 from augpe.llm.tokens import prompt_counter
 from augpe.pe.apis import request_rng
-from augpe.pe.prompts import load_prompt_set, render_fill_blanks, render_random, render_rephrase
+from augpe.pe.prompts import load_prompt_set
+from augpe.pe.render import render_fill_blanks, render_random, render_rephrase
 from augpe.pe.requests import request_counts
 from augpe.pe.select import allocate
 from augpe.pe.textops import mask_text, max_tokens_for

@@ -8,13 +8,14 @@ docs/privacy.md's table are generated from.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -23,6 +24,9 @@ from augpe.config import Config
 from augpe.errors import ConfigError
 from augpe.runner.resume import changes_since_start
 
+if TYPE_CHECKING:
+    from augpe.privacy.ledger import Ledger
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - no advisory file locks (Windows): runs are not locked
@@ -30,14 +34,22 @@ except ImportError:  # pragma: no cover - no advisory file locks (Windows): runs
 
 __all__ = [
     "ARTEFACTS",
+    "CONFIG",
+    "CORPUS",
+    "LEDGER",
     "LOCK_SUFFIX",
     "PRIVATE_SUFFIX",
+    "STATE",
+    "SUMMARY",
+    "RunFolder",
     "RunLayout",
     "artefact_table",
     "released_config",
 ]
 
 PRIVATE_SUFFIX = ".PRIVATE"
+CONFIG, LEDGER, CORPUS, SUMMARY = "config.yaml", "ledger.json", "synthetic.jsonl", "summary.json"
+ITERATIONS, TIMINGS, STATE = "iterations.jsonl", "timings.json", "state"
 LOCK_SUFFIX = ".lock"
 """`<output.dir>.lock`, beside the run folder (never in it, so never released): held by a run."""
 
@@ -111,23 +123,23 @@ class RunLayout:
         return cls(root, private or Path(str(root) + PRIVATE_SUFFIX))
 
     @classmethod
-    def read(cls, run_dir: str | Path) -> RunLayout:
+    def read(cls, run_dir: str | os.PathLike[str]) -> RunLayout:
         """The layout of an existing run folder, its PRIVATE folder taken from its config."""
         root = Path(run_dir)
-        cfg_path = root / "config.yaml"
+        cfg_path = root / CONFIG
         raw: dict[str, Any] = {}
         if cfg_path.is_file():
             raw = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
         pd = (raw.get("output") or {}).get("private_dir")
         return cls(root, Path(pd) if pd else Path(str(root) + PRIVATE_SUFFIX))
 
-    config = property(lambda self: self.root / "config.yaml")
-    ledger = property(lambda self: self.root / "ledger.json")
-    corpus = property(lambda self: self.root / "synthetic.jsonl")
-    summary = property(lambda self: self.root / "summary.json")
-    iterations = property(lambda self: self.root / "iterations.jsonl")
-    timings = property(lambda self: self.root / "timings.json")
-    state = property(lambda self: self.root / "state")
+    config = property(lambda self: self.root / CONFIG)
+    ledger = property(lambda self: self.root / LEDGER)
+    corpus = property(lambda self: self.root / CORPUS)
+    summary = property(lambda self: self.root / SUMMARY)
+    iterations = property(lambda self: self.root / ITERATIONS)
+    timings = property(lambda self: self.root / TIMINGS)
+    state = property(lambda self: self.root / STATE)
     spend = property(
         lambda self: self.state / "spend.json"
     )  # requests, tokens, cost: all invocations
@@ -194,7 +206,8 @@ class RunLayout:
                 raise ConfigError(
                     f"--resume: {self.root} is not an augpe run folder (no config.yaml)"
                 )
-            changes_since_start(self, cfg)
+            started = self.started_config if self.started_config.is_file() else self.config
+            changes_since_start(started, self.ledger.is_file(), cfg)
             return
         if self.root.exists() and any(self.root.iterdir()):
             why = self._not_a_run(cfg)
@@ -252,6 +265,63 @@ class RunLayout:
         if not self.config.is_file():
             return "has no config.yaml"
         return None
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """An existing run folder, read: its config, summary, ledger, corpus rows and populations.
+
+    The read side of the format `RunLayout` names: evaluate/, release/, benchmarks and the CLI
+    open a run through it and never spell a file name or parse a run file themselves.
+    """
+
+    layout: RunLayout
+
+    @classmethod
+    def open(cls, run_dir: str | os.PathLike[str]) -> RunFolder:
+        return cls(RunLayout.read(run_dir))
+
+    root = property(lambda self: self.layout.root)
+    finished = property(lambda self: self.layout.corpus.is_file())
+    """A finished run has its corpus (written last, atomically)."""
+
+    def config(self) -> dict[str, Any]:
+        """config.yaml as stored (paths cut to their names in a release): {} when absent."""
+        path = self.layout.config
+        if not path.is_file():
+            return {}
+        return dict(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+
+    def summary(self) -> dict[str, Any]:
+        """summary.json: {} when absent (a run killed before its outputs)."""
+        return _json_or_empty(self.layout.summary)
+
+    def ledger(self) -> Ledger:
+        from augpe.privacy.ledger import Ledger
+
+        return Ledger.load(self.layout.ledger)
+
+    def corpus_rows(self) -> list[dict[str, Any]]:
+        """The rows of synthetic.jsonl, in order."""
+        with open(self.layout.corpus, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def populations(self) -> list[tuple[int, Path]]:
+        """(t, state/population_tt.json) of every stored population, in order of t."""
+        found = sorted(self.layout.state.glob("population_*.json"))
+        tail = [p.stem.rsplit("_", 1)[-1] for p in found]
+        return [(int(t), p) for t, p in zip(tail, found) if t.isdigit()]
+
+    def population_samples(self, t: int) -> list[dict[str, Any]] | None:
+        """The samples of population t as stored (dicts of `Sample`), None when absent."""
+        raw = _json_or_empty(self.layout.population(t))
+        return list(raw["samples"]) if "samples" in raw else None
+
+
+def _json_or_empty(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
 _RUN_ENTRIES = {

@@ -10,16 +10,14 @@ by the ledger (`augpe.privacy.session`), which refuses in its own words when the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import yaml
 
 from augpe.config import Config, parse_config
 from augpe.errors import ConfigError
 from augpe.privacy.plan import PrivacySettings
-
-if TYPE_CHECKING:
-    from augpe.runner.layout import RunLayout
 
 __all__ = ["RESUME_MAY_CHANGE", "changes_since_start"]
 
@@ -62,9 +60,9 @@ def _may_change(key: str) -> bool:
     return any(key == a or key.startswith(a + ".") for a in RESUME_MAY_CHANGE)
 
 
-def changes_since_start(layout: RunLayout, cfg: Config) -> None:
-    """Refuse a resume whose settings differ from those its run started with."""
-    path = layout.started_config if layout.started_config.is_file() else layout.config
+def changes_since_start(path: Path, has_ledger: bool, cfg: Config) -> None:
+    """Refuse a resume whose settings differ from those its run started with (stored in `path`;
+    `has_ledger`: the run has a ledger, which proves its own privacy settings)."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
@@ -85,7 +83,7 @@ def changes_since_start(layout: RunLayout, cfg: Config) -> None:
         return
     if (
         stored is not None
-        and layout.ledger.is_file()
+        and has_ledger
         and PrivacySettings.from_config(stored) != PrivacySettings.from_config(cfg)
     ):
         return  # the ledger's own comparison (augpe.privacy.session) refuses it, naming them

@@ -69,7 +69,7 @@ def build_backend(cfg_json: dict[str, Any]) -> LLM:
 
 
 def _prices_of(llm: LLM) -> Prices:
-    return llm.meter.prices if llm.meter is not None else Prices()
+    return llm.meter.prices if isinstance(llm.meter, CostMeter) else Prices()
 
 
 def _node_id() -> str:

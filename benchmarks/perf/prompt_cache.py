@@ -37,7 +37,8 @@ PARENTS = [
 def requests(kind: str, n: int, seed: int) -> list[Any]:
     from augpe.llm.base import GenerationRequest
     from augpe.pe.apis import request_rng
-    from augpe.pe.prompts import load_prompt_set, render_random, render_rephrase
+    from augpe.pe.prompts import load_prompt_set
+    from augpe.pe.render import render_random, render_rephrase
 
     prompts = load_prompt_set("amazon_food")
     labels = ["positive, 5 stars", "mixed or negative, 1 to 4 stars"]

@@ -16,8 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from augpe.config import GenerationConfig
 from augpe.errors import BackendError
 from augpe.llm.base import BaseLLM, Generation, GenerationRequest, OnResult, Usage, progress_bar
+from augpe.llm.cost import Budget
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -42,6 +44,20 @@ class EmbeddedLLM(BaseLLM):
     Free (no meter). `on_result` sees each answer as it comes, but the backend does not opt in
     to `supports_on_result`: the request cache sends it chunks, as it always has.
     """
+
+    @classmethod
+    def from_config(
+        cls, cfg: GenerationConfig, show_progress: bool = True, budget: Budget | None = None
+    ) -> EmbeddedLLM:
+        """The backend of `generation.backend: embedded` (free: `budget` is not charged)."""
+        return cls(
+            cfg.model,
+            cfg.n_parallel,
+            cfg.n_ctx_per_slot,
+            cfg.threads,
+            show_progress,
+            cfg.deterministic,
+        )
 
     def __init__(
         self,
