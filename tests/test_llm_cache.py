@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from fakes.openai_server import FakeOpenAIServer
 
-from augpe.config import GenerationConfig
+from augpe.config import generation_config
 from augpe.errors import BackendError
 from augpe.llm.backends.openai import OpenAILLM
 from augpe.llm.base import GenerationRequest
@@ -164,22 +164,22 @@ def test_wrap_with_cache_gives_each_mixture_member_its_own_cache_keys(tmp_path):
 def test_default_cache_path_sits_beside_the_run_folder_and_can_be_turned_off(tmp_path):
     out = tmp_path / "runs" / "amazon"
     assert default_cache_path(out) == tmp_path / "runs" / ".augpe-cache" / "requests.sqlite"
-    assert resolve_cache_path(GenerationConfig(), out) == default_cache_path(out)
+    assert resolve_cache_path(generation_config(), out) == default_cache_path(out)
     assert (
-        resolve_cache_path(GenerationConfig(cache_path=str(tmp_path / "x.db")), out)
+        resolve_cache_path(generation_config(cache_path=str(tmp_path / "x.db")), out)
         == tmp_path / "x.db"
     )
-    assert resolve_cache_path(GenerationConfig(cache=False), out) is None
+    assert resolve_cache_path(generation_config(cache=False), out) is None
 
 
 def test_non_private_runs_keep_their_own_cache_file(tmp_path):
     # eps = inf texts are selected by clean votes: they must never share the DP runs' cache.
     out = tmp_path / "runs" / "x"
-    dp = resolve_cache_path(GenerationConfig(), out)
-    nonprivate = resolve_cache_path(GenerationConfig(), out, private=False)
+    dp = resolve_cache_path(generation_config(), out)
+    nonprivate = resolve_cache_path(generation_config(), out, private=False)
     assert nonprivate != dp
     assert nonprivate.name == "requests.nonprivate.sqlite"
     own = resolve_cache_path(
-        GenerationConfig(cache_path=str(tmp_path / "c.db")), out, private=False
+        generation_config(cache_path=str(tmp_path / "c.db")), out, private=False
     )
     assert own == tmp_path / "c.nonprivate.db"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fakes.openai_server import FakeOpenAIServer
 
-from augpe.config import GenerationConfig, parse_config
+from augpe.config import generation_config, parse_config
 from augpe.errors import AugpeError
 from augpe.llm import make_llm
 from augpe.llm.backends.openai import OpenAILLM
@@ -126,7 +126,7 @@ def test_a_mixture_checks_the_whole_batch_against_the_shared_budget_before_sendi
 
 
 def test_prices_and_max_cost_come_from_config_and_are_validated():
-    cfg = GenerationConfig(price_per_1k_input=0.15, price_per_1k_output=0.6, max_cost=5.0)
+    cfg = generation_config(price_per_1k_input=0.15, price_per_1k_output=0.6, max_cost=5.0)
     assert (cfg.price_per_1k_input, cfg.price_per_1k_output, cfg.max_cost) == (0.15, 0.6, 5.0)
     with pytest.raises(AugpeError, match="generation.max_cost"):
         parse_config({"data": {"path": "x.csv"}, "generation": {"max_cost": -1}})
@@ -134,7 +134,7 @@ def test_prices_and_max_cost_come_from_config_and_are_validated():
 
 def test_make_llm_gives_openai_the_configured_prices_and_budget():
     with FakeOpenAIServer() as srv:
-        cfg = GenerationConfig(
+        cfg = generation_config(
             backend="openai",
             model="fake-model",
             base_url=srv.base_url,

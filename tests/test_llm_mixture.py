@@ -10,7 +10,7 @@ from fakes.fake_vllm import make_fake_vllm
 from fakes.openai_server import FakeOpenAIServer
 from fakes.tiny_lm import build_tiny_lm
 
-from augpe.config import GenerationConfig, parse_config
+from augpe.config import generation_config, parse_config
 from augpe.errors import ConfigError
 from augpe.llm import make_llm
 from augpe.llm.backends.openai import OpenAILLM
@@ -84,7 +84,7 @@ def test_each_sample_is_written_by_the_model_its_seed_routes_to_and_says_so(fake
 
 def test_make_llm_builds_the_mixture_from_config_with_one_shared_budget(fake_vllm):
     with FakeOpenAIServer() as srv:
-        cfg = GenerationConfig(
+        cfg = generation_config(
             max_cost=3.0,
             mixture=[
                 {
@@ -128,9 +128,18 @@ def test_mixture_entries_are_validated_with_messages_that_name_the_entry(entry, 
 
 
 def test_a_mixture_member_inherits_unset_settings_from_generation():
-    cfg = GenerationConfig(
-        concurrency=7, timeout=9.0, mixture=[{"backend": "openai", "model": "m", "weight": 1}]
+    cfg = generation_config(
+        backend="openai",
+        concurrency=7,
+        timeout=9.0,
+        price_per_1k_input=0.5,
+        mixture=[
+            {"backend": "openai", "model": "m", "weight": 1},
+            {"backend": "embedded", "n_parallel": 2, "weight": 1},
+        ],
     )
+    other, _ = cfg.mixture_member(1)  # another backend: the shared settings only
+    assert (other.backend, other.price_per_1k_input, other.n_parallel) == ("embedded", 0.5, 2)
     member, weight = cfg.mixture_member(0)
     assert (member.backend, member.model, member.concurrency, member.timeout, weight) == (
         "openai",

@@ -16,7 +16,7 @@ import pytest
 from fakes.llama_server import llama_server
 from fakes.openai_server import FakeOpenAIServer
 
-from augpe.config import GenerationConfig
+from augpe.config import generation_config
 from augpe.errors import BackendError, ConfigError
 from augpe.llm import make_llm
 from augpe.llm.backends.openai import OpenAILLM
@@ -89,7 +89,7 @@ def test_a_seed_gives_the_same_sample_whatever_else_is_in_flight(llama_url):
 
 def test_make_llm_builds_the_openai_backend_from_config_for_a_local_server(llama_url, monkeypatch):
     monkeypatch.delenv("AUGPE_NO_SUCH_KEY", raising=False)
-    cfg = GenerationConfig(
+    cfg = generation_config(
         backend="openai",
         model="smollm2",
         base_url=llama_url,
@@ -138,7 +138,7 @@ def test_a_bad_key_fails_at_construction_naming_its_source_never_the_key(monkeyp
     monkeypatch.setenv("AUGPE_TEST_KEY", secret)
     caplog.set_level(logging.DEBUG)
     with FakeOpenAIServer(api_key="sk-the-right-one") as srv:
-        cfg = GenerationConfig(
+        cfg = generation_config(
             backend="openai",
             model="fake-model",
             base_url=srv.base_url,
@@ -169,7 +169,7 @@ def test_the_preflight_request_is_a_single_public_token_request():
 
 def test_a_hosted_api_without_a_key_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("AUGPE_MISSING_KEY", raising=False)
-    cfg = GenerationConfig(backend="openai", model="gpt-4o-mini", api_key_env="AUGPE_MISSING_KEY")
+    cfg = generation_config(backend="openai", model="gpt-4o-mini", api_key_env="AUGPE_MISSING_KEY")
     with pytest.raises(BackendError, match="AUGPE_MISSING_KEY"):
         make_llm(cfg, show_progress=False)
 
@@ -177,7 +177,7 @@ def test_a_hosted_api_without_a_key_is_a_clear_error(monkeypatch):
 def test_the_openai_backend_needs_a_model_name():
     with pytest.raises(ConfigError, match="generation.model"):
         make_llm(
-            GenerationConfig(backend="openai", base_url="http://127.0.0.1:9/v1"),
+            generation_config(backend="openai", base_url="http://127.0.0.1:9/v1"),
             show_progress=False,
         )
 
@@ -191,7 +191,7 @@ def test_the_key_comes_from_a_key_file_and_is_never_logged_printed_or_dumped(
     key_file.chmod(0o600)
     caplog.set_level(logging.DEBUG)
     with FakeOpenAIServer(api_key=secret) as srv:
-        cfg = GenerationConfig(
+        cfg = generation_config(
             backend="openai", model="fake-model", base_url=srv.base_url, api_key_file=str(key_file)
         )
         llm = make_llm(cfg, show_progress=True)

@@ -13,7 +13,7 @@ pytest.importorskip("transformers")
 
 from fakes.tiny_lm import build_tiny_lm, save_tiny_lm
 
-from augpe.config import GenerationConfig
+from augpe.config import generation_config
 from augpe.errors import ConfigError
 from augpe.llm import make_llm
 from augpe.llm.backends.transformers import TransformersLLM, resolve_device_dtype
@@ -97,7 +97,7 @@ def test_a_stop_string_ends_the_answer_before_it(tiny):
 def test_from_config_loads_a_local_folder_without_a_hub(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = save_tiny_lm(tmp_path / "tiny-llama")
-    cfg = GenerationConfig(backend="transformers", model=str(folder), device="cpu", batch_size=2)
+    cfg = generation_config(backend="transformers", model=str(folder), device="cpu", batch_size=2)
     llm = make_llm(cfg, show_progress=False)
     try:
         assert isinstance(llm, TransformersLLM) and llm.name == "transformers:tiny-llama"
@@ -110,7 +110,7 @@ def test_from_config_loads_a_local_folder_without_a_hub(tmp_path, monkeypatch):
 
 def test_the_transformers_backend_needs_a_model_name():
     with pytest.raises(ConfigError, match="generation.model"):
-        make_llm(GenerationConfig(backend="transformers"), show_progress=False)
+        make_llm(generation_config(backend="transformers"), show_progress=False)
 
 
 def test_dtype_auto_is_fp32_on_cpu_and_unknown_dtypes_are_rejected():

@@ -9,7 +9,7 @@ import sys
 import pytest
 from fakes.fake_vllm import make_fake_vllm
 
-from augpe.config import GenerationConfig
+from augpe.config import generation_config
 from augpe.errors import BackendError, ConfigError
 from augpe.llm import make_llm
 from augpe.llm.backends.vllm import VLLMLLM
@@ -39,7 +39,7 @@ def req(i: int, text: str = "Write a review", max_tokens: int = 20, **kw) -> Gen
 
 
 def test_make_llm_builds_the_engine_with_the_configured_parallelism_dtype_and_memory(fake_vllm):
-    cfg = GenerationConfig(
+    cfg = generation_config(
         backend="vllm",
         model="org/model-7b",
         tensor_parallel_size=4,
@@ -117,12 +117,12 @@ def test_a_model_vllm_cannot_load_is_a_backend_error_naming_it(fake_vllm):
 def test_without_vllm_installed_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
     with pytest.raises(BackendError, match=r"pip install 'augpe\[vllm\]'"):
-        make_llm(GenerationConfig(backend="vllm", model="m"), show_progress=False)
+        make_llm(generation_config(backend="vllm", model="m"), show_progress=False)
 
 
 def test_the_vllm_backend_needs_a_model_name(fake_vllm):
     with pytest.raises(ConfigError, match="generation.model"):
-        make_llm(GenerationConfig(backend="vllm"), show_progress=False)
+        make_llm(generation_config(backend="vllm"), show_progress=False)
 
 
 @pytest.mark.gpu

@@ -510,7 +510,7 @@ def test_an_output_that_is_only_the_instruction_fails() -> None:
 
 
 def test_the_apis_strip_an_echoed_instruction_before_keeping_a_sample() -> None:
-    from augpe.config import GenerationConfig
+    from augpe.config import generation_config
     from augpe.llm.base import Generation, Usage
     from augpe.pe.apis import TextAPIs
 
@@ -533,7 +533,7 @@ def test_the_apis_strip_an_echoed_instruction_before_keeping_a_sample() -> None:
         def close(self) -> None: ...
 
     apis = TextAPIs(
-        EchoingLLM(), load_prompt_set("amazon_food"), GenerationConfig(), ["positive"], seed=3
+        EchoingLLM(), load_prompt_set("amazon_food"), generation_config(), ["positive"], seed=3
     )
     seeds = apis.random([0, 0, 0], iteration=0)
     kids = apis.vary(seeds, 2, iteration=1)

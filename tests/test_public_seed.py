@@ -17,7 +17,7 @@ from fakes.pe import (
     write_jsonl,
 )
 
-from augpe.config import GenerationConfig, load_config
+from augpe.config import generation_config, load_config
 from augpe.errors import ConfigError, DataError
 from augpe.evaluate.corpus import random_api_corpus
 from augpe.pe.apis import TextAPIs
@@ -76,7 +76,7 @@ def test_public_seed_errors_name_the_file_the_setting_and_the_row(tmp_path) -> N
 def _apis(public) -> tuple[TextAPIs, FakeLLM]:
     llm = FakeLLM()
     apis = TextAPIs(
-        llm, load_prompt_set("generic"), GenerationConfig(), list(CLASSES), 3, None, public
+        llm, load_prompt_set("generic"), generation_config(), list(CLASSES), 3, None, public
     )
     return apis, llm
 

@@ -13,7 +13,7 @@ import pytest
 from fakes.ray_backends import PureLLM, pure
 from fakes.ray_cluster import local_ray_cluster
 
-from augpe.config import ExecutionConfig, GenerationConfig
+from augpe.config import ExecutionConfig, generation_config
 from augpe.errors import BackendError
 from augpe.llm.base import GenerationRequest
 from augpe.llm.cache import CachedLLM
@@ -142,10 +142,10 @@ def test_replicas_that_cannot_be_placed_fail_fast_with_the_setting_named(cluster
 
 
 def test_replica_config_drops_budget_and_cache_and_sizes_threads():
-    cfg = GenerationConfig(max_cost=3.0, cache=True)
+    cfg = generation_config(max_cost=3.0, cache=True)
     rc = ray_llm.replica_config(cfg, ExecutionConfig(num_cpus=2))
     assert rc.max_cost is None and rc.cache is False and rc.threads == 2
-    assert ray_llm.replica_config(GenerationConfig(threads=3), ExecutionConfig()).threads == 3
+    assert ray_llm.replica_config(generation_config(threads=3), ExecutionConfig()).threads == 3
 
 
 def test_runtime_env_cannot_carry_secrets_into_the_released_config():
@@ -208,7 +208,7 @@ def test_engine_ray_with_vllm_goes_through_ray_data_unless_actors_are_asked(monk
         rd.RayDataVLLM, "from_config", classmethod(lambda c, *a, **k: made.append(a))
     )
     monkeypatch.setattr(ray_llm, "RayLLM", lambda *a, **k: "actors")
-    cfg = GenerationConfig(backend="vllm", model="org/m")
+    cfg = generation_config(backend="vllm", model="org/m")
     ray_llm.make_ray_llm(cfg, ExecutionConfig(engine="ray"))
     assert made
     assert ray_llm.make_ray_llm(cfg, ExecutionConfig(engine="ray", vllm="actors")) == "actors"

@@ -13,11 +13,11 @@ import errno
 import logging
 import sys
 
-from augpe.cli.parser import build_parser, config_reference
+from augpe.cli.parser import build_parser
 from augpe.cli.printing import print_run_summary
 from augpe.errors import AugpeError
 
-__all__ = ["build_parser", "config_reference", "main", "print_run_summary"]
+__all__ = ["build_parser", "main", "print_run_summary"]
 
 
 def main(argv: list[str] | None = None) -> int:

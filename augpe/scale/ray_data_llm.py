@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from augpe.config import ExecutionConfig, GenerationConfig
+from augpe.config import ExecutionConfig, GenerationConfig, VLLMGeneration
 from augpe.errors import BackendError, ConfigError
 from augpe.llm.base import Generation, GenerationRequest, OnResult, Usage
 from augpe.llm.cost import Budget, CostMeter, Metered, Prices
@@ -131,6 +131,10 @@ class RayDataVLLM(Metered):
     def from_config(
         cls, cfg: GenerationConfig, execution: ExecutionConfig, show_progress: bool = True
     ) -> RayDataVLLM:
+        if not isinstance(cfg, VLLMGeneration):
+            raise ConfigError(
+                f"execution.engine: Ray Data LLM runs the vllm backend, not '{cfg.backend}'"
+            )
         if not cfg.model:
             raise ConfigError("generation.model: name a model for backend 'vllm'")
         if cfg.api != "chat":

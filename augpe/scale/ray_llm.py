@@ -32,7 +32,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from augpe.config import ExecutionConfig, GenerationConfig
+from augpe.config import EmbeddedGeneration, ExecutionConfig, GenerationConfig
+from augpe.config.generation import GENERATION
 from augpe.errors import BackendError
 from augpe.llm.base import LLM, Generation, GenerationRequest, OnResult, Usage, progress_bar
 from augpe.llm.cost import Budget, CostMeter, Metered, Prices
@@ -56,7 +57,7 @@ def replica_config(cfg: GenerationConfig, execution: ExecutionConfig) -> Generat
     tokens llama.cpp samples.
     """
     update: dict[str, Any] = {"max_cost": None, "cache": False}
-    if cfg.threads is None:
+    if isinstance(cfg, EmbeddedGeneration) and cfg.threads is None:
         update["threads"] = max(1, int(execution.num_cpus))
     return cfg.model_copy(update=update)
 
@@ -65,7 +66,7 @@ def build_backend(cfg_json: dict[str, Any]) -> LLM:
     """Default replica factory: `make_llm` on the replica's config (runs inside the actor)."""
     from augpe.llm import make_llm
 
-    return make_llm(GenerationConfig.model_validate(cfg_json), show_progress=False)
+    return make_llm(GENERATION.validate_python(cfg_json), show_progress=False)
 
 
 def _prices_of(llm: LLM) -> Prices:

@@ -47,7 +47,7 @@ def pe_requests(n: int, max_new: int, seed: int = 0) -> list[Any]:
     """The first n RANDOM-API requests of a real run (amazon_food prompts), max_tokens fixed."""
     from dataclasses import replace
 
-    from augpe.config import GenerationConfig
+    from augpe.config import generation_config
     from augpe.llm.base import Generation, Usage
     from augpe.pe.apis import TextAPIs
     from augpe.pe.prompts import load_prompt_set
@@ -63,7 +63,7 @@ def pe_requests(n: int, max_new: int, seed: int = 0) -> list[Any]:
         def close(self) -> None: ...
 
     cap = Capture()
-    cfg = GenerationConfig(prompts="amazon_food", max_retries=0)
+    cfg = generation_config(prompts="amazon_food", max_retries=0)
     apis = TextAPIs(
         cap, load_prompt_set("amazon_food"), cfg, ["positive, 5 stars", "mixed or negative"], seed
     )
@@ -450,6 +450,7 @@ def run_gpu(args: argparse.Namespace) -> dict[str, Any]:
         res["runs"].append({"backend": "ours:TransformersLLM", "error": str(err)})
     if hasattr(model, "generate_batch"):
         from transformers import GenerationConfig
+
 
         def hf_cb(inputs: list[list[int]], max_new: int) -> tuple[int, int]:
             # transformers' own continuous batching (paged KV cache); the kwargs it does not know

@@ -143,7 +143,7 @@ def _gen_requests(n: int, max_tokens: int):
 def worker_gen(a: dict) -> dict:
     import functools
 
-    from augpe.config import ExecutionConfig, GenerationConfig
+    from augpe.config import ExecutionConfig, generation_config
     from augpe.scale.ray_llm import RayLLM, build_backend, replica_config
 
     cluster = _cluster()
@@ -153,7 +153,7 @@ def worker_gen(a: dict) -> dict:
         reqs = _gen_requests(a["requests"], a["max_tokens"])
         for replicas in a["replicas"]:
             ex = ExecutionConfig(engine="ray", replicas=replicas, num_cpus=1, batch_size=2)
-            gen = replica_config(GenerationConfig(deterministic=True), ex)
+            gen = replica_config(generation_config(deterministic=True), ex)
             t0 = time.perf_counter()
             llm = RayLLM(
                 functools.partial(build_backend, gen.model_dump()), ex, show_progress=False

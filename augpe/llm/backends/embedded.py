@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from augpe.config import GenerationConfig
+from augpe.config import EmbeddedGeneration
 from augpe.errors import BackendError
 from augpe.llm.base import BaseLLM, Generation, GenerationRequest, OnResult, Usage, progress_bar
 from augpe.llm.cost import Budget
@@ -47,7 +47,7 @@ class EmbeddedLLM(BaseLLM):
 
     @classmethod
     def from_config(
-        cls, cfg: GenerationConfig, show_progress: bool = True, budget: Budget | None = None
+        cls, cfg: EmbeddedGeneration, show_progress: bool = True, budget: Budget | None = None
     ) -> EmbeddedLLM:
         """The backend of `generation.backend: embedded` (free: `budget` is not charged)."""
         return cls(

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
-from augpe.config import GenerationConfig
+from augpe.config import OpenAIGeneration
 from augpe.errors import BackendError, ConfigError, missing_dependency
 from augpe.llm.backends.openai_errors import Fatal, Malformed, classify
 from augpe.llm.base import Generation, GenerationRequest, Message, OnResult, Usage, progress_bar
@@ -150,7 +150,7 @@ class OpenAILLM(Metered):
 
     @classmethod
     def from_config(
-        cls, cfg: GenerationConfig, show_progress: bool = True, budget: Budget | None = None
+        cls, cfg: OpenAIGeneration, show_progress: bool = True, budget: Budget | None = None
     ) -> OpenAILLM:
         if not cfg.model:
             raise ConfigError(

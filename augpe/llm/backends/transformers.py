@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from augpe.config import GenerationConfig
+from augpe.config import TransformersGeneration
 from augpe.errors import BackendError, ConfigError, missing_dependency
 from augpe.llm.base import Generation, GenerationRequest, Message, OnResult, Usage, progress_bar
 from augpe.llm.batching import isolate_failures
@@ -216,7 +216,7 @@ class TransformersLLM(Metered):
 
     @classmethod
     def from_config(
-        cls, cfg: GenerationConfig, show_progress: bool = True, budget: Budget | None = None
+        cls, cfg: TransformersGeneration, show_progress: bool = True, budget: Budget | None = None
     ) -> TransformersLLM:
         if not cfg.model:
             raise ConfigError(

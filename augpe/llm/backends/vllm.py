@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from augpe.config import GenerationConfig
+from augpe.config import VLLMGeneration
 from augpe.errors import BackendError, ConfigError, missing_dependency
 from augpe.llm.base import Generation, GenerationRequest, OnResult, Usage
 from augpe.llm.batching import isolate_failures
@@ -84,7 +84,7 @@ class VLLMLLM(Metered):
 
     @classmethod
     def from_config(
-        cls, cfg: GenerationConfig, show_progress: bool = True, budget: Budget | None = None
+        cls, cfg: VLLMGeneration, show_progress: bool = True, budget: Budget | None = None
     ) -> VLLMLLM:
         if not cfg.model:
             raise ConfigError(
