@@ -1,4 +1,4 @@
-"""Utility ablation: each lever of issue 12 added in turn, measured by the benchmark runner.
+"""Utility ablation: each lever added in turn, measured by the benchmark runner.
 
     python benchmarks/ablation.py --dataset amazon --epsilons 0 1 --seeds 1
 
@@ -30,7 +30,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
-BASE = [  # the demo's settings before issue 12: every lever off
+BASE = [  # every lever off
     "generation.tidy=false",
     "pe.dedup=0",
     "pe.output=selected",

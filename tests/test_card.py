@@ -62,7 +62,7 @@ def test_privacy_numbers_in_the_card_equal_the_ledgers(finished: tuple[Config, R
     card = build_card(result.run_dir)
     rows = dict(
         re.findall(
-            r"^\| ([A-Za-z ]+) \| (.+) \|$", _section(card, "Privacy guarantee"), re.MULTILINE
+            r"^\| ([A-Za-z -]+) \| (.+) \|$", _section(card, "Privacy guarantee"), re.MULTILINE
         )
     )
     eps, target = _numbers(rows["epsilon spent"])
@@ -70,16 +70,25 @@ def test_privacy_numbers_in_the_card_equal_the_ledgers(finished: tuple[Config, R
     assert _close(_numbers(rows["delta"])[0], ledger.delta)
     assert rows["how delta was chosen"] == d["delta_rule"]  # verbatim
     assert rows["neighbouring relation"] == d["neighbouring"]
+    assert rows["label set"] == d["label_set"]  # verbatim: public, or not protected
+    assert _close(
+        _numbers(rows["epsilon under replace-one neighbours"])[0], d["epsilon_replace_one"]
+    )
     n_votes = sum(e.kind == "vote_histogram" for e in ledger.events)
     assert n_votes == 3 and len(ledger.events) == 4  # T = 3 votes + the class-count release
     assert rows["DP releases"] == "4 (3 vote histograms, 1 class-count release)"
     assert _close(_numbers(rows["composition"])[0], ledger.mu())
     table = re.findall(
-        r"^\| (\w+) \| (\w+) \| ([\d-]+) \| ([\d.e-]+) \| ([\d.e-]+) \|$", card, re.MULTILINE
+        r"^\| (\w+) \| (\w+) \| ([\d-]+) \| ([\d.e-]+) \| ([\d.e-]+) \| ([\d.e-]+) \|$",
+        card,
+        re.MULTILINE,
     )
     assert [(t[0], t[1]) for t in table] == [(e.name, e.kind) for e in ledger.events]
     assert [float(t[3]) for t in table] == [e.sigma for e in ledger.events]  # sigmas exactly
     assert [float(t[4]) for t in table] == [e.sensitivity for e in ledger.events]
+    assert [float(t[5]) for t in table] == pytest.approx(
+        [e.replace_one_sensitivity for e in ledger.events], rel=1e-5
+    )
     assert [None if t[2] == "-" else int(t[2]) for t in table] == [
         e.iteration for e in ledger.events
     ]
@@ -98,6 +107,8 @@ def test_no_number_in_the_card_comes_from_the_private_data(
     ledger = Ledger.load(result.run_dir / "ledger.json")
     sizes = card_counts(result.run_dir)
     allowed = [ledger.epsilon(), ledger.target_epsilon, ledger.delta, ledger.mu()]
+    allowed += [ledger.replace_one_epsilon()]
+    allowed += [e.replace_one_sensitivity or 0 for e in ledger.events]
     allowed += [len(ledger.events), sum(e.kind == "vote_histogram" for e in ledger.events)]
     allowed += [x for e in ledger.events for x in (e.sigma, e.sensitivity, e.iteration or 0)]
     allowed += [sum(sizes.values()), *sizes.values()]  # synthetic rows: post-processing

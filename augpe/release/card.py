@@ -221,6 +221,17 @@ def build_card(
         f"| delta | {_g(ledger['delta'])} |",
         f"| how delta was chosen | {rule} |",
         f"| neighbouring relation | {ledger.get('neighbouring', 'add/remove one record')} |",
+        f"| label set | {ledger.get('label_set', 'not stated: treat the class names as NOT protected')} |",
+        *(
+            [
+                (
+                    f"| epsilon under replace-one neighbours | {_g(_num(ledger['epsilon_replace_one']))} "
+                    "(same delta; each release's replace-one sensitivity below) |"
+                )
+            ]
+            if "epsilon_replace_one" in ledger
+            else []
+        ),
         *(
             [f"| noise seed | {ledger['noise_seed_rule']} |"]
             if ledger.get("noise_seed_rule")
@@ -231,13 +242,15 @@ def build_card(
         "",
         "Every release is a histogram with Gaussian noise N(0, sigma^2) per bin:",
         "",
-        "| release | kind | iteration | sigma | L2 sensitivity |",
-        "|---|---|---|---|---|",
+        "| release | kind | iteration | sigma | L2 sensitivity | under replace-one |",
+        "|---|---|---|---|---|---|",
     ]
     for e in events:
         it = "-" if e.get("iteration") is None else str(e["iteration"])
+        r1 = e.get("replace_one_sensitivity")
         md.append(
-            f"| {e['name']} | {e['kind']} | {it} | {_g(e['sigma'])} | {_g(e['sensitivity'])} |"
+            f"| {e['name']} | {e['kind']} | {it} | {_g(e['sigma'])} | {_g(e['sensitivity'])} "
+            f"| {'-' if r1 is None else _g(r1)} |"
         )
     md += [
         "",
@@ -249,8 +262,10 @@ def build_card(
         "## What is public, and what the guarantee does not cover",
         "",
         (
-            "Treated as public, not protected: the label set (the class names below), the prompts and class descriptions, the "
-            "generator and the embedding model, and the run's generation seed. The noise seed "
+            "Treated as public, not protected: the prompts and class descriptions, the "
+            "generator and the embedding model, and the run's generation seed; the label set as "
+            "the table above states it (public when the run was given data.labels, otherwise "
+            "read from the private data and not protected). The noise seed "
             "must be secret (a known seed lets anyone subtract the noise) and is not part of "
             "this release."
         ),

@@ -1,4 +1,4 @@
-"""Utility levers (issue 12): tidy generations, near-duplicate removal, the union output, DP keywords.
+"""The PE options: tidy generations, near-duplicate removal, the union output, DP keywords.
 Each pins a behaviour and, for the new DP release, its sensitivity."""
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
-"""The guarantee survives re-runs, resumes and a hostile reviewer (issue 10: each test fails on the
-code before the fix). Real pipeline runs with the fast fakes; no monkeypatching of the code under test
-except to count or interrupt noise draws."""
+"""The guarantee survives re-runs, resumes and a hostile reviewer. Real pipeline runs with the fast
+fakes; no monkeypatching of the code under test except to count or interrupt noise draws."""
 
 from __future__ import annotations
 
