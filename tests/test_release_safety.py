@@ -388,3 +388,17 @@ def test_max_cost_and_the_totals_count_what_earlier_invocations_spent(tmp_path: 
     run(cfg, resume=True, show_progress=False, llm=enough, embedder=HashEmbedder())
     assert enough.meter.budget.spent == pytest.approx(sum(reference.batches))
     assert _totals(tmp_path / "run") == _totals(tmp_path / "ref")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_run_with_a_huge_epsilon_is_refused_naming_out_and_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    cfg = _config(tmp_path, privacy={"epsilon": 1e6})
+    run(cfg, show_progress=False, llm=FakeLLM(public_pool(40)), embedder=HashEmbedder(64))
+    out = tmp_path / "out"
+    assert main(["release", str(cfg.output.dir), str(out), "--format", fmt]) == 2
+    err = capsys.readouterr().err
+    assert f"nothing written to {out}:" in err and "staging" not in err and ".export" not in err
+    assert "equals the clean class counts" in err and "noise too small" in err
+    assert not out.exists()

@@ -235,14 +235,17 @@ def release_dataset(
     texts_in = list(private_texts) if private_texts is not None else None
     with staging(dest, "export") as work:
         stage = work / "release"
-        release(
-            run,
-            stage,
-            include_state,
-            private_data=private_data,
-            private_texts=texts_in,
-            allow_non_private=allow_non_private,
-        )
+        try:
+            release(
+                run,
+                stage,
+                include_state,
+                private_data=private_data,
+                private_texts=texts_in,
+                allow_non_private=allow_non_private,
+            )
+        except ReleaseError as err:  # name OUT, never the staging folder
+            raise ReleaseError(str(err).replace(str(stage), str(dest))) from None
         table = read_released_corpus(stage)
         write_table(table, stage, fmt)
         extra: dict[str, dict[str, int]] = {}

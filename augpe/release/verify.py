@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from augpe.config import WEAK_EPSILON
 from augpe.errors import AugpeError
 from augpe.release.scan import (
     MIN_WORDS,
@@ -241,6 +242,12 @@ def release(
             + find_machine_paths(stage, paths)
         )
         if findings:
+            eps = ledger.epsilon()
+            if math.isfinite(eps) and eps > WEAK_EPSILON:
+                findings.append(
+                    f"the run's eps = {eps:g} adds noise too small to hide what the data holds; "
+                    "run again with a single-digit privacy.epsilon"
+                )
             raise refusal(f"release of {run} refused, nothing written to {dest}", findings)
         publish(stage, dest)
     return [dest / rel for rel in take]
