@@ -53,7 +53,7 @@ def _cfg(csv, out, engine="local", cache=False, **execution):
     return parse_config(
         {
             "data": {"path": str(csv), "text_column": "review", "label_columns": ["score"]},
-            "privacy": {"epsilon": 4.0, "noise_seed": 7},
+            "privacy": {"epsilon": 4.0, "noise_seed": 7, "population_bound": len(REVIEWS)},
             "generation": {
                 "backend": "embedded",
                 "deterministic": True,

@@ -31,7 +31,7 @@ def test_varying_sigmas_agree_with_dp_accounting_pld_within_one_percent():
 
 
 def test_schedule_rejects_non_positive_weights():
-    with pytest.raises(ConfigError, match="privacy.schedule"):
+    with pytest.raises(ValueError, match="schedule weights must be positive"):
         schedule_sigmas(1.0, 1e-5, [1.0, 0.0])
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,43 +75,59 @@ def _arrow_type(column: str) -> Any:
 
 
 # ---- writers ---------------------------------------------------------------------------------
+def _write_jsonl(table: ExportTable, folder: Path) -> list[Path]:
+    return []  # synthetic.jsonl is already among the released files
+
+
+def _write_csv(table: ExportTable, folder: Path) -> list[Path]:
+    import pandas as pd
+
+    path = folder / DATA_FILES["csv"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(table.columns, dtype=str).to_csv(path, index=False, encoding="utf-8")
+    return [path]
+
+
+def _write_parquet(table: ExportTable, folder: Path) -> list[Path]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = folder / DATA_FILES["parquet"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(
+        pa.table({k: pa.array(v, _arrow_type(k)) for k, v in table.columns.items()}), path
+    )
+    return [path]
+
+
+def _write_hf(table: ExportTable, folder: Path) -> list[Path]:
+    try:
+        import datasets
+    except ImportError:
+        raise missing_dependency("datasets", "hf") from None
+    before = {p for p in folder.rglob("*") if p.is_file()}
+    features = datasets.Features(
+        {k: datasets.Value("float64" if k == WEIGHT_COLUMN else "string") for k in table.columns}
+    )
+    ds = datasets.Dataset.from_dict(table.columns, features=features)
+    ds.save_to_disk(str(folder))
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p not in before)
+
+
+WRITERS: dict[str, Callable[[ExportTable, Path], list[Path]]] = {
+    "jsonl": _write_jsonl,
+    "csv": _write_csv,
+    "parquet": _write_parquet,
+    "hf": _write_hf,
+}
+"""`--format` -> the writer of the table into OUT (a new format: a writer and a line here)."""
+
+
 def write_table(table: ExportTable, folder: Path, fmt: str) -> list[Path]:
     """Write `table` into `folder` in format `fmt`; returns the files written (jsonl: none)."""
-    if fmt == "jsonl":
-        return []
-    if fmt == "csv":
-        import pandas as pd
-
-        path = folder / DATA_FILES["csv"]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(table.columns, dtype=str).to_csv(path, index=False, encoding="utf-8")
-        return [path]
-    if fmt == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        path = folder / DATA_FILES["parquet"]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(
-            pa.table({k: pa.array(v, _arrow_type(k)) for k, v in table.columns.items()}), path
-        )
-        return [path]
-    if fmt == "hf":
-        try:
-            import datasets
-        except ImportError:
-            raise missing_dependency("datasets", "hf") from None
-        before = {p for p in folder.rglob("*") if p.is_file()}
-        features = datasets.Features(
-            {
-                k: datasets.Value("float64" if k == WEIGHT_COLUMN else "string")
-                for k in table.columns
-            }
-        )
-        ds = datasets.Dataset.from_dict(table.columns, features=features)
-        ds.save_to_disk(str(folder))
-        return sorted(p for p in folder.rglob("*") if p.is_file() and p not in before)
-    raise AugpeError(f"unknown release format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if fmt not in WRITERS:
+        raise AugpeError(f"unknown release format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return WRITERS[fmt](table, folder)
 
 
 # ---- decoded views for the scan ----------------------------------------------------------------

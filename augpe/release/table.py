@@ -23,8 +23,6 @@ __all__ = [
     "read_released_corpus",
 ]
 
-FORMATS = ("jsonl", "csv", "parquet", "hf")
-"""`--format` values; jsonl is the default and writes nothing beyond `release`."""
 DATA_FILES = {
     "jsonl": CORPUS,
     "csv": "data/train.csv",
@@ -32,6 +30,8 @@ DATA_FILES = {
     "hf": "data-*.arrow",
 }
 """Where each format's table lies in OUT (a glob for hf: save_to_disk names its shards)."""
+FORMATS = tuple(DATA_FILES)
+"""`--format` values; jsonl is the default and writes nothing beyond `release`."""
 TEXT_COLUMN = "text"
 WEIGHT_COLUMN = "weight"  # output `soft`: each row's training weight (its noisy vote count)
 
