@@ -73,6 +73,14 @@ def _run(
     # 1. The privacy plan (delta and every sigma) from the config alone, before any data is read.
     settings = PrivacySettings.from_config(cfg)
     planned = planned_releases(settings)
+    log.info(
+        "privacy: eps=%g delta=%.3g (%s) T=%d -> sigma_t=%s",
+        cfg.privacy.epsilon,
+        planned.delta,
+        planned.delta_rule,
+        cfg.pe.iterations,
+        ", ".join(f"{v.sigma:.4f}" for v in planned.votes),
+    )
     # 2. Validate everything cheap before touching models or disk.
     data = load_private_data(cfg.data)
     public = load_public_seed(cfg.data, data.class_names)  # [] unless data.public_seed is set
@@ -102,13 +110,6 @@ def _run(
         user_seed=cfg.privacy.noise_seed,
     )
     plan = plan_releases(planned, data, mechanism, cfg.privacy.keywords_per_class)
-    log.info(
-        "privacy: eps=%g delta=%.3g T=%d -> sigma_t=%s",
-        cfg.privacy.epsilon,
-        plan.delta,
-        cfg.pe.iterations,
-        ", ".join(f"{v.sigma:.4f}" for v in plan.votes),
-    )
     store = RunStore(layout, [v.sigma for v in plan.votes])
     dp = VoteReleases(mechanism, plan.votes, RunLayout.votes_file)
 
