@@ -95,7 +95,7 @@ def test_engine_ray_gives_the_byte_identical_corpus_and_ledger_of_engine_local(
     out = tmp_path / "run"
     result = pipeline.run(_cfg(data_csv, out, "ray"), show_progress=False, embedder=HashEmbedder())
     assert _artefacts(out) == local_run[0]
-    replicas = result.summary["cost"]["replicas"]
+    replicas = result.timings["cost"]["replicas"]
     assert len(replicas) == 2 and all(r["requests"] > 0 for r in replicas)
     assert sum(r["requests"] for r in replicas) == local_run[1]
 
@@ -136,7 +136,7 @@ def test_a_replica_killed_mid_run_changes_nothing_and_no_private_text_reaches_an
     n = local_run[1]
     assert inner.usage.requests == n  # every request answered and booked exactly once
     assert llm.misses == n and cached == n  # each cached once
-    report = result.summary["cost"]
+    report = result.timings["cost"]
     assert report["replicas"][0]["lost_batches"] >= 1 and report["reruns_after_replica_death"] >= 1
     assert report["replicas"][0]["processes"] == 2  # the killed process and its restart
     # The privacy spy, inside every replica process: no private text in any prompt.

@@ -132,15 +132,37 @@ def test_summary_holds_no_cache_statistics_or_path_and_timings_keep_them(tmp_pat
         llm.close()
     summary_text = (result.run_dir / "summary.json").read_text()
     summary = json.loads(summary_text)
-    assert not [k for k in _keys(summary) if k.startswith("cache_")], summary["cost"]
+    assert not [k for k in _keys(summary) if k.startswith("cache_")], summary
     assert str(tmp_path) not in summary_text and "sqlite" not in summary_text
-    assert summary["generation"]["requests"] > 0 and "cost" in summary["cost"]
+    assert summary["generation"]["requests"] > 0 and "cost" not in summary  # paid: cache-dependent
     timings = json.loads((result.run_dir / "timings.json").read_text())  # the operator's
     assert timings["request_cache"]["cache_path"] == str(cache)
     assert timings["request_cache"]["cache_misses"] == summary["generation"]["requests"]
+    assert "cost" in timings["cost"]
     files = release_dataset(result.run_dir, tmp_path / "out")
     released = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert released == summary and "timings.json" not in {f.name for f in files}
+
+
+def test_the_released_totals_are_the_same_whether_the_cache_answered_or_not(
+    tmp_path: Path,
+) -> None:
+    """Cache hits come from other runs, which this run's ledger does not book: the released
+    generation totals count every answer, so a warm cache changes nothing in summary.json."""
+    cache = tmp_path / "cache" / "requests.sqlite"
+    summaries = []
+    for name in ("cold", "warm"):
+        llm = wrap_with_cache(FakeLLM(public_pool(40)), cache)
+        try:
+            result = run(
+                _config(tmp_path, name), show_progress=False, llm=llm, embedder=HashEmbedder(64)
+            )
+        finally:
+            llm.close()
+        summaries.append(json.loads((result.run_dir / "summary.json").read_text()))
+        hits = json.loads((result.run_dir / "timings.json").read_text())["request_cache"]
+        assert (hits["cache_hits"] > 0) == (name == "warm")
+    assert summaries[0]["generation"] == summaries[1]["generation"]
 
 
 # ---- 3. the content scan: no machine path, no ".PRIVATE" ------------------------------------------
@@ -350,9 +372,11 @@ def _small(tmp: Path, name: str) -> Config:
 
 
 def _totals(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the released generation totals, what the run paid: the operator's timings)."""
     s = json.loads((run_dir / "summary.json").read_text())
     keys = ("requests", "prompt_tokens", "completion_tokens")
-    return {k: s["generation"][k] for k in keys}, s["cost"]
+    cost = json.loads((run_dir / "timings.json").read_text())["cost"]
+    return {k: s["generation"][k] for k in keys}, cost
 
 
 def test_resuming_a_finished_run_keeps_its_totals(tmp_path: Path) -> None:

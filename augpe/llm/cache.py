@@ -157,7 +157,8 @@ class CachedLLM(BaseLLM):
     """An LLM that answers repeated requests from disk and forwards the rest to `inner`.
 
     `usage` and cost are the inner backend's: they count what was really generated and paid for;
-    `hits` / `misses` say how much the cache saved.
+    `hits` / `misses` say how much the cache saved. `served` counts every answer returned, from
+    the cache or not: the run's own totals, whatever other runs left in the cache.
     """
 
     supports_on_result = True
@@ -181,6 +182,7 @@ class CachedLLM(BaseLLM):
         self.chunk_size = chunk_size  # for inner backends that cannot report answers one by one
         self.hits = 0
         self.misses = 0
+        self.served = Usage()
         # The inner backend's own objects (updated in place), not copies.
         self.usage: Usage = inner.usage
         self.meter = inner.meter
@@ -213,10 +215,13 @@ class CachedLLM(BaseLLM):
                     on_result(i, g)
         if miss:
             self._fill(requests, keys, miss, out, desc, on_result)
-        return [
+        answers = [
             g if g is not None else Generation(text=None, model=self.name, error="no answer")
             for g in out
         ]
+        for g in answers:
+            self.served.add(g)
+        return answers
 
     def _fill(
         self,

@@ -44,7 +44,14 @@ from augpe.runner.components import (
 )
 from augpe.runner.layout import RunLayout
 from augpe.runner.store import RunStore
-from augpe.runner.summary import RunResult, RunSummary, resume_spend, save_spend, timings_of
+from augpe.runner.summary import (
+    RunResult,
+    RunSummary,
+    resume_spend,
+    save_spend,
+    timings_of,
+    total_spend,
+)
 from augpe.timing import Timer
 
 log = logging.getLogger("augpe")
@@ -194,7 +201,8 @@ def _run_loaded(
         weight = votes if result.weighted else None
         rows.append(corpus_record(s, data.class_names, data.class_labels, votes, weight))
     write_jsonl(layout.corpus, rows)
-    timings = timings_of(timer, llm, overlap)
+    spend = total_spend(spent, llm)  # over every invocation of the run
+    timings = timings_of(timer, llm, overlap, cost=spend["cost"])
     write_json(layout.timings, timings)
     write_jsonl(
         layout.iterations, [{"iteration": t, **r} for t, r in sorted(store.iter_log.items())]
@@ -210,7 +218,7 @@ def _run_loaded(
         llm,
         overlap,
         None if plan.lengths is None else plan.lengths.mean_words,
-        earlier=spent,
+        spend=spend,
     ).to_dict()
     write_json(layout.summary, summary)
     return RunResult(layout.root, layout.corpus, rows, ledger, summary, timings)

@@ -2,9 +2,10 @@
 
 Generation totals (requests, tokens, cost) count every invocation of the run: a resumed run adds
 what it spends to what its earlier invocations spent, kept in state/spend.json (never released),
-and `generation.max_cost` is charged the same running total. Request-cache statistics and the
-cache's path vary with other runs (which this run's ledger does not book) and with the machine:
-they go to timings.json, never to summary.json.
+and `generation.max_cost` is charged the same running total. summary.json (released) counts every
+answer, whether the request cache gave it or not; what was paid, the request-cache statistics and
+the cache's path vary with other runs (which this run's ledger does not book) and with the
+machine: they go to timings.json, never to summary.json.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from augpe.atomic import read_json, write_json
-from augpe.llm.base import LLM
+from augpe.llm.base import LLM, Usage
 from augpe.llm.cost import add_spend, carry_spend, cost_report
 from augpe.privacy.ledger import Ledger
 from augpe.timing import Timer
@@ -63,9 +64,9 @@ def split_cost_report(report: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
 
 
 def spend_of(llm: LLM) -> dict[str, Any]:
-    """What this invocation generated and paid: requests and tokens, and the released part of the
-    cost report."""
-    u = llm.usage
+    """What this invocation generated (requests and tokens of every answer, from the request
+    cache or not, so they do not depend on other runs) and paid (the cost report)."""
+    u: Usage = getattr(llm, "served", None) or llm.usage
     tokens = {
         "requests": u.requests,
         "prompt_tokens": u.prompt_tokens,
@@ -131,7 +132,6 @@ class RunSummary:
     iterations: int
     keywords: dict[str, list[str]] | None
     generation: dict[str, Any]
-    cost: dict[str, Any]
     overlap_private: bool
     length_targets: dict[str, float | None] | None = None  # mean RANDOM API target, DP lengths
     extra: dict[str, Any] = field(default_factory=dict)
@@ -149,12 +149,12 @@ class RunSummary:
         llm: LLM,
         overlap: bool,
         mean_words: Callable[[int], float | None] | None = None,
-        earlier: Mapping[str, Any] | None = None,
+        spend: Mapping[str, Any] | None = None,
     ) -> RunSummary:
-        """`earlier`: what earlier invocations of the run spent (`load_spend`); the generation
-        totals and the cost are the run's, over all of its invocations."""
+        """`spend`: the run's totals over all of its invocations (`total_spend`); only its
+        generation totals are released (what was paid depends on the request cache)."""
         sigma_of = {e.kind.value: e.sigma for e in ledger.events if e.kind != "vote_histogram"}
-        spend = total_spend(earlier or {}, llm)
+        spend = spend or total_spend({}, llm)
         return cls(
             corpus="synthetic.jsonl",
             samples=len(rows),
@@ -172,7 +172,6 @@ class RunSummary:
             iterations=sum(1 for e in ledger.events if e.kind == "vote_histogram"),
             keywords=None if keywords is None else dict(zip(class_names, keywords)),
             generation={**generation, **spend["generation"]},
-            cost=spend["cost"],
             overlap_private=overlap,
             length_targets=None
             if mean_words is None
@@ -195,7 +194,9 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 1)
 
 
-def timings_of(timer: Timer, llm: LLM, overlap: bool) -> dict[str, Any]:
+def timings_of(
+    timer: Timer, llm: LLM, overlap: bool, cost: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """timings.json: wall time per stage and generation throughput of this invocation, and the
     request cache's hits, misses and path. It grows with N and with the private texts' lengths,
     and the cache's part with other runs, so it stays with the operator and is never released."""
@@ -211,6 +212,8 @@ def timings_of(timer: Timer, llm: LLM, overlap: bool) -> dict[str, Any]:
             "tokens_per_second": round(u.tokens_per_second, 2),
         },
     }
+    if cost is not None:  # what the run paid, over all of its invocations
+        out["cost"] = dict(cost)
     cache = split_cost_report(cost_report(llm))[1]
     if cache:
         out["request_cache"] = cache
