@@ -67,8 +67,9 @@ ARTEFACTS: tuple[tuple[str, bool, str], ...] = (
         "ledger.json",
         True,
         (
-            "run nonce, privacy settings, every DP release with its sigma; eps, mu "
-            "and delta derived (delta from the user or from a noisy count, never from N)"
+            "run nonce, privacy settings, every DP release with its sigma, sensitivity, "
+            "replace-one sensitivity and input digest; eps, mu derived; delta fixed from the "
+            "config before any data was read, never from N"
         ),
     ),
     (
@@ -79,22 +80,31 @@ ARTEFACTS: tuple[tuple[str, bool, str], ...] = (
             "never holds the noise seed"
         ),
     ),
-    ("summary.json", True, "sizes per class (synthetic and noisy), eps, delta, sigmas, tokens"),
+    (
+        "summary.json",
+        True,
+        (
+            "sizes per class (synthetic and noisy), eps, delta, sigmas, the tokens of every "
+            "answer (cached or not); no cost paid, cache statistics or paths"
+        ),
+    ),
     ("iterations.jsonl", True, "per vote: population, parents, sigma, noisy vote max / sum"),
     (
         "timings.json",
         False,
         (
-            "wall time per stage, tokens/s: grows with N and the private texts' "
-            "lengths (a side channel), so it stays with the operator"
+            "wall time per stage, tokens/s (grows with N and the private texts' lengths: a "
+            "side channel), what was paid and the request cache's statistics and path (they "
+            "vary with other runs): it stays with the operator"
         ),
     ),
     (
         "state/",
         False,
         (
-            "populations and noisy histograms as produced (for `--resume`); with "
-            "`--state`, the files that hold only synthetic text or noisy values"
+            "populations and noisy histograms as produced (for `--resume`), the config the run "
+            "started with and its running spend; with `--state`, only the files that hold "
+            "synthetic text or noisy values"
         ),
     ),
 )
