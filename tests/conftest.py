@@ -4,6 +4,7 @@ The tests folder is on sys.path (`pythonpath = ["tests", "."]` in pyproject's py
 so a test imports its stand-ins as `from fakes.<module> import ...`, and the benchmarks as
 `from benchmarks... import ...`. Every stand-in lives under tests/fakes/:
 
+    evaluation.py     BagEmbedder (model-free), separable labelled text, a finished run folder
     pe.py             FakeLLM, HashEmbedder, a small two-class private dataset and public pool,
                       small_config: seconds-long end-to-end runs with no model
     loop.py           the components `augpe.pe.loop.evolve` drives (APIs, embedder, vote, state)

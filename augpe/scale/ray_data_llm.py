@@ -1,7 +1,7 @@
 """vLLM on a Ray cluster through Ray Data LLM (`ray.data.llm`): `backend: vllm` + `engine: ray`.
 
 UNTESTED HERE: this machine has no GPU and no vllm, so only the request/answer mapping below is
-tested (tests/test_ray_llm.py); the engine call is written against Ray's documented API
+tested (tests/scale/test_ray_llm.py); the engine call is written against Ray's documented API
 (`vLLMEngineProcessorConfig`, `build_processor`, named `build_llm_processor` before Ray 2.5x)
 and has not run. Ray Data starts `execution.replicas` vLLM engines (each with
 `generation.tensor_parallel_size` GPUs), feeds them batches of `execution.batch_size` rows with

@@ -18,7 +18,7 @@ replica reports per answer (its backend's prices, per mixture member). The reque
 wraps this object on the driver (`augpe.runner.components.build_llm`), so hits never travel to a replica.
 
 Privacy: only `GenerationRequest`s (public templates and synthetic text) go to the replicas, the
-same objects a local backend receives; no private record is ever sent (tests/test_llm_privacy.py
+same objects a local backend receives; no private record is ever sent (tests/llm/test_llm_privacy.py
 spies on the xllamacpp server inside each replica).
 """
 

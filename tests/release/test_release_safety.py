@@ -44,7 +44,7 @@ from augpe.release.staging import DEFAULT_EPOCH, MARKER, staging
 from augpe.release.verify import ReleaseError, find_class_counts, release
 from augpe.runner.compose import RunResult, run
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _config(tmp: Path, name: str = "run", **sections: Any) -> Config:

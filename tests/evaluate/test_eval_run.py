@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_eval_fakes import BagEmbedder, labelled_texts, make_run, write_table
+from fakes.evaluation import BagEmbedder, labelled_texts, make_run, write_table
 
 from augpe.cli import main
 from augpe.errors import AugpeError, DataError

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from test_eval_fakes import BagEmbedder, labelled_texts, make_run, write_table
+from fakes.evaluation import BagEmbedder, labelled_texts, make_run, write_table
 
 from augpe.cli import main
 from augpe.cli.parser import build_parser

@@ -18,7 +18,7 @@ from augpe.privacy.accounting import gdp_epsilon
 from augpe.privacy.centroids import class_embedding_sums
 from augpe.privacy.vote import VoteTally, class_histogram, vote_histogram
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _mechanism(tmp: Path, secret: RunSecret) -> GaussianMechanism:

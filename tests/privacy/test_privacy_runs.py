@@ -25,7 +25,7 @@ from augpe.privacy.accounting import DEFAULT_DELTA, default_delta
 from augpe.release.verify import RELEASE_FILES, artefact_table, release
 from augpe.runner import compose as pipeline
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _data(tmp: Path, n: int = 60, name: str = "d.jsonl") -> Path:

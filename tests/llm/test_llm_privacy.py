@@ -178,7 +178,7 @@ def test_no_private_text_reaches_the_embedded_model(private_csv, tmp_path):
 def test_no_private_text_reaches_any_ray_replica(private_csv, tmp_path):
     """The embedded backend in two Ray replicas on a 2-node cluster, a spy in each replica process.
 
-    (tests/test_ray_run.py repeats this check in the default suite, with a replica killed and
+    (tests/scale/test_ray_run.py repeats this check in the default suite, with a replica killed and
     restarted mid-run.)"""
     from fakes.ray_backends import spied_embedded
     from fakes.ray_cluster import local_ray_cluster

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_eval_fakes import BagEmbedder, labelled_texts
+from fakes.evaluation import BagEmbedder, labelled_texts
 
 from augpe.evaluate.downstream import (
     FinetuneSettings,

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 from augpe.errors import DataError
 from augpe.llm.base import BaseLLM, Generation, GenerationRequest, Usage
@@ -222,7 +222,7 @@ class FakeSentenceEmbedder:
         batch_size: int = 64,
         show_progress: bool = True,
     ) -> None:
-        from test_eval_fakes import BagEmbedder
+        from fakes.evaluation import BagEmbedder
 
         self._bag = BagEmbedder()
         self.name = "bag-of-words"

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fakes.evaluation import BagEmbedder, labelled_texts, make_run, write_table
 from fakes.pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_config, write_jsonl
-from test_eval_fakes import BagEmbedder, labelled_texts, make_run, write_table
 
 from augpe.cli import main
 from augpe.errors import AugpeError
