@@ -134,6 +134,7 @@ def test_fault_injecting_proxy_in_front_of_a_real_server_loses_no_sample(llama_u
 
 # ---- against the scripted server -----------------------------------------------------------
 def test_a_bad_key_fails_at_construction_naming_its_source_never_the_key(monkeypatch, caplog):
+    pytest.importorskip("openai", reason="the openai backend needs the openai package")
     secret = "sk-test-THIS-IS-SECRET-0123456789"
     monkeypatch.setenv("AUGPE_TEST_KEY", secret)
     caplog.set_level(logging.DEBUG)
@@ -153,6 +154,7 @@ def test_a_bad_key_fails_at_construction_naming_its_source_never_the_key(monkeyp
 
 
 def test_an_unknown_model_fails_at_construction_naming_the_model():
+    pytest.importorskip("openai", reason="the openai backend needs the openai package")
     with FakeOpenAIServer(model="fake-model") as srv:
         with pytest.raises(BackendError, match=r"'gpt-nope'.*404"):
             OpenAILLM("gpt-nope", base_url=srv.base_url, show_progress=False)
