@@ -309,12 +309,14 @@ def test_runner_end_to_end_writes_one_table(
         "-q",
     ]
     assert runner.main(args) == 0
-    table = pd.read_csv(tmp_path / "results" / "tiny-t.csv", dtype=str)
+    study = tmp_path / "results" / "tiny" / "t"  # results/<dataset>/<study>/
+    table = pd.read_csv(study / "table.csv", dtype=str)
     assert table["eps"].tolist() == ["0", "inf", "real data"]
     assert table["seeds"].tolist() == ["2", "2", "1"]
-    runs = pd.read_csv(tmp_path / "results" / "tiny-t-runs.csv")
+    runs = pd.read_csv(study / "runs.csv")
     assert len(runs) == 5 and (runs["completion_tokens"].dropna() > 0).all()
-    md = (tmp_path / "results" / "tiny-t.md").read_text()
+    md = (study / "results.md").read_text()
+    assert "| embedding probe |" in md and "| bag-of-words |" in md  # both learners, every table
     assert "| eps | seeds | n | score acc |" in md
     assert (tmp_path / "runs" / "tiny-t" / "epsinf-seed1.eval" / "report.md").is_file()
     # --resume reuses finished runs: no generation at all the second time
