@@ -314,10 +314,11 @@ def main(argv: list[str] | None = None) -> int:
         "the mean read off the learner's real-data learning curve\n\n"
         f"{table}\n"
     )
+    lt_name = {"fast": "embedding probe", "bow": "bag-of-words"}
     headline = [
-        f"{name}, eps = {eps}: "
+        f"{name}, eps = {eps}, balanced accuracy: "
         + " | ".join(
-            f"{tier} {d[tier]['balanced_accuracy'][0]:.3f} (gap "
+            f"{lt_name[tier]} {d[tier]['balanced_accuracy'][0]:.3f} (gap "
             + (
                 f"{100 * d[tier]['gap_closed'][0]:.0f}%"
                 if d[tier]["gap_closed"] is not None

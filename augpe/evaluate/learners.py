@@ -118,9 +118,11 @@ def real_curves(
     real_emb: Embedder,
     opts: EvalOptions,
     results: ResultCache | None = None,
+    until: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """{tier: {column: learning curve}} of the fast and bag-of-words learners on subsets of the
-    real training text; read from the private results cache when its inputs are the same."""
+    real training text; read from the private results cache when its inputs are the same.
+    `until[tier][column]`: the best score of the corpora compared; a curve stops once past it."""
     tiers = [t for t in tiers_of(opts) if t in CURVE_TIERS]
     if not tiers or not columns or len(rt) == 0:
         return {}
@@ -138,6 +140,7 @@ def real_curves(
             tiers,
             opts.C,
             opts.curve_draws,
+            {t: dict(c) for t, c in (until or {}).items()},
         )
         hit = results.get(key)
         if hit is not None:
@@ -164,7 +167,8 @@ def real_curves(
                     r = bow_classifier([docs[i] for i in idx], sub, test_docs, ty, analysed=True)
                 return float(r["balanced_accuracy"])
 
-            out[tier][col] = learning_curve(score, y, sizes, draws=opts.curve_draws)
+            stop = (until or {}).get(tier, {}).get(col)
+            out[tier][col] = learning_curve(score, y, sizes, draws=opts.curve_draws, until=stop)
     if results is not None and key is not None:
         results.put(key, out)
     return out
@@ -173,6 +177,24 @@ def real_curves(
 def _balanced(entry: Mapping[str, Any], tier: str, col: str) -> float | None:
     r = (entry.get("downstream") or {}).get(tier, {}).get(col)
     return None if not r else r.get("balanced_accuracy")
+
+
+def best_scores(
+    results: list[dict[str, Any]], tiers: Sequence[str], columns: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """{tier: {column: the best balanced accuracy of the corpora but the real one}}: where the
+    real-data curves can stop (`real_curves(until=...)`)."""
+    out: dict[str, dict[str, float]] = {}
+    for tier in tiers:
+        for col in columns:
+            got = [
+                b
+                for r in results
+                if r["kind"] != "real" and (b := _balanced(r, tier, col)) is not None
+            ]
+            if got:
+                out.setdefault(tier, {})[col] = max(got)
+    return out
 
 
 def compare_learners(

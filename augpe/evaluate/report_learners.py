@@ -33,14 +33,14 @@ def _curve_table(
     tiers = [t for t in curves if col in curves[t]]
     if not tiers:
         return []
-    sizes = curves[tiers[0]][col]["sizes"]
+    longest = max((curves[t][col] for t in tiers), key=lambda c: len(c["sizes"]))
     head = ["real records", "draws"] + [info.get(t, {}).get("name", t) for t in tiers]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for i, n in enumerate(sizes):
-        row = [str(n), str(len(curves[tiers[0]][col]["scores"][i]))]
-        for t in tiers:
+    for i, n in enumerate(longest["sizes"]):
+        row = [str(n), str(len(longest["scores"][i]))]
+        for t in tiers:  # a curve stops once past the best corpus: "-" after that
             c = curves[t][col]
-            row.append(f"{c['mean'][i]:.3f} ± {c['std'][i]:.3f}")
+            row.append(f"{c['mean'][i]:.3f} ± {c['std'][i]:.3f}" if i < len(c["mean"]) else "-")
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
@@ -180,7 +180,7 @@ def plot_learning_curves(
         if syn is not None and math.isfinite(syn):
             ax.axhline(syn, linestyle="--", color=color, label=f"{name}: synthetic ({syn:.3f})")
     ax.set_xscale("log", base=2)
-    sizes = curves[tiers[0]][col]["sizes"]
+    sizes = max((curves[t][col]["sizes"] for t in tiers), key=len)
     ax.set_xticks(sizes, [str(n) for n in sizes])
     ax.minorticks_off()
     ax.set_xlabel("real training records")

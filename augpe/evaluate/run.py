@@ -42,7 +42,13 @@ from augpe.evaluate.corpus import (
 from augpe.evaluate.downstream import finetune_classifier, linear_probe
 from augpe.evaluate.fidelity import fidelity_metrics, word_counts
 from augpe.evaluate.independent import BOW, bow_classifier
-from augpe.evaluate.learners import compare_learners, learner_info, real_curves, tiers_of
+from augpe.evaluate.learners import (
+    best_scores,
+    compare_learners,
+    learner_info,
+    real_curves,
+    tiers_of,
+)
 from augpe.evaluate.nextword import next_word_prediction
 from augpe.evaluate.options import CachedEmbedder, EvalOptions, make_eval_embedder
 from augpe.evaluate.report import write_report
@@ -341,7 +347,8 @@ def evaluate(  # noqa: C901 - one linear report, each optional step a few lines
 
     curves: dict[str, dict[str, Any]] = {}
     if rt is not None and columns:
-        curves = real_curves(rt, test, test_emb, columns, real_emb, opts, results_cache)
+        best = best_scores(results, tiers_of(opts), columns)
+        curves = real_curves(rt, test, test_emb, columns, real_emb, opts, results_cache, best)
     comparison = compare_learners(results, curves, tiers_of(opts), test, columns)
 
     hist_src = {e[0]: e[2].texts for e in entries if e[1] != "real"}

@@ -68,10 +68,15 @@ def learning_curve(
     sizes: Sequence[int],
     draws: int = CURVE_DRAWS,
     seed: int = 0,
+    until: float | None = None,
 ) -> dict[str, Any]:
     """`score(indices)` of `draws` stratified draws per size (one at the full size: every draw
-    would be the same set). The draw of (seed, size, d) is the same for every learner."""
-    means, stds, per_size = [], [], []
+    would be the same set). The draw of (seed, size, d) is the same for every learner.
+
+    `until`: stop after the first size whose mean reaches it (the best score of the corpora the
+    curve is read for): `worth_real` reads the first crossing, so the larger sizes, the costly
+    ones, would change no answer."""
+    means, stds, per_size, done = [], [], [], []
     for n in sizes:
         k = 1 if n >= len(y) else draws
         got = [
@@ -81,9 +86,12 @@ def learning_curve(
         per_size.append([round(v, 5) for v in got])
         means.append(round(float(np.mean(got)), 5))
         stds.append(round(float(np.std(got)), 5))
+        done.append(n)
+        if until is not None and means[-1] >= until:
+            break
     return {
         "metric": "balanced_accuracy",
-        "sizes": list(sizes),
+        "sizes": done,
         "mean": means,
         "std": stds,
         "scores": per_size,

@@ -228,8 +228,15 @@ def test_evaluation_reports_the_learning_curves_and_worth(evaluated: dict[str, A
     r = evaluated["result"]
     for tier in ("fast", "bow"):
         curve = r["learning_curves"][tier]["score"]
-        assert curve["sizes"] == [16, 32, 64, 80] and curve["draws"] == 5
-        assert [len(s) for s in curve["scores"]] == [5, 5, 5, 1]
+        n = len(curve["sizes"])  # the curve stops once past the best corpus
+        assert curve["sizes"] == [16, 32, 64, 80][:n] and curve["draws"] == 5
+        assert [len(s) for s in curve["scores"]] == [5, 5, 5, 1][:n]
+        best = max(
+            e["downstream"][tier]["score"]["balanced_accuracy"]
+            for e in r["results"]
+            if e["kind"] != "real"
+        )
+        assert n == 4 or curve["mean"][-1] >= best > max(curve["mean"][:-1], default=0.0)
         comp = r["comparison"][tier]["score"]
         assert comp["constant"] == 0.5 and comp["real"] is not None
         assert comp["worth_real"]["relation"] in ("~", "<", ">")
@@ -274,3 +281,23 @@ def test_the_curve_reads_pre_analysed_text_exactly_as_the_learner_reads_text() -
     assert {k: v for k, v in raw.items() if k != "seconds"} == {
         k: v for k, v in pre.items() if k != "seconds"
     }
+
+
+def test_a_curve_stops_once_past_the_best_corpus_and_reads_the_same_worth() -> None:
+    """The larger sizes cost the most and change no answer: worth_real reads the first crossing."""
+    y = ["a", "b"] * 200
+    calls: list[int] = []
+
+    def score(idx: np.ndarray) -> float:  # rises with the size, as a real curve does
+        calls.append(len(idx))
+        return min(0.99, 0.5 + 0.1 * np.log2(len(idx) / 8))
+
+    sizes = [16, 32, 64, 128, 256, 400]
+    full = learning_curve(score, y, sizes, draws=2)
+    n_full = len(calls)
+    calls.clear()
+    short = learning_curve(score, y, sizes, draws=2, until=0.75)
+    assert short["sizes"] == [16, 32, 64] and full["sizes"] == sizes
+    assert len(calls) < n_full and max(calls) == 64  # the costly sizes were never fitted
+    for value in (0.55, 0.66, 0.75):
+        assert worth_real(short, value) == worth_real(full, value)
