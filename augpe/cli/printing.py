@@ -31,11 +31,15 @@ def print_run_summary(result: Any) -> None:
         + "".join(f", {f}" for f in first)
         + ")"
     )
-    total = g["completion_tokens"]  # over every invocation of the run (a resume adds to it)
+    total = g["completion_tokens"]  # every answer of the run: cached ones, earlier invocations
     print(
         f"  generation: {gt['completion_tokens']} tokens in {gt['seconds']:.1f} s "
         f"({gt['tokens_per_second']:.1f} tok/s)"
-        + (f", {total} over all invocations of the run" if total != gt["completion_tokens"] else "")
+        + (
+            f"; the corpus's requests hold {total} (cached answers and earlier invocations)"
+            if total != gt["completion_tokens"]
+            else ""
+        )
         + f", {g['kept']} kept, {g['dropped']} dropped, {g['retried']} retried, model {g['model']}"
     )
     cache = t.get("request_cache") or {}
