@@ -160,9 +160,6 @@ class VoteReleases:
     ) -> None:
         self.mechanism, self.votes, self.file_of = mechanism, votes, file_of
 
-    def sigma(self, t: int) -> float:
-        return self.votes[t - 1].sigma
-
     def release(
         self, t: int, candidates: list[Sample], clean: Callable[[], np.ndarray]
     ) -> np.ndarray:

@@ -54,7 +54,7 @@ from augpe.release.verify import (
     release,
     scan_for_private,
 )
-from augpe.runner.layout import RunFolder
+from augpe.runner.layout import RunFolder, inside
 
 __all__ = [
     "DATA_FILES",
@@ -208,22 +208,17 @@ def verify_release(
 
 
 # ---- the release -----------------------------------------------------------------------------
-def _same_or_inside(a: Path, b: Path) -> bool:
-    a, b = a.resolve(), b.resolve()
-    return a == b or b in a.parents
-
-
 def _check_destination(run: Path, dest: Path) -> Path:
     """What `release` checks of its OUT, for the final OUT (release itself sees a staging path);
     returns the run's PRIVATE folder."""
-    if _same_or_inside(dest, run) or _same_or_inside(run, dest):
+    if inside(dest, run) or inside(run, dest):
         raise ReleaseError(
             f"release folder {dest} must lie outside the run folder {run} (and not contain it)"
         )
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ReleaseError(f"release folder {dest} already exists and is not empty; pick a new one")
     private_dir = RunFolder.open(run).layout.private
-    if _same_or_inside(dest, private_dir):
+    if inside(dest, private_dir):
         raise ReleaseError(f"release folder {dest} lies inside the PRIVATE folder {private_dir}")
     return private_dir
 

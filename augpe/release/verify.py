@@ -50,7 +50,16 @@ from augpe.release.scan import (
     scan_for_private,
 )
 from augpe.release.staging import copy_plain, normalize_tree, staging
-from augpe.runner.layout import ARTEFACTS, CONFIG, CORPUS, LEDGER, STATE, RunFolder, artefact_table
+from augpe.runner.layout import (
+    ARTEFACTS,
+    CONFIG,
+    CORPUS,
+    LEDGER,
+    STATE,
+    RunFolder,
+    artefact_table,
+    inside,
+)
 
 log = logging.getLogger("augpe")
 
@@ -108,11 +117,6 @@ def public_config(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- the release -----------------------------------------------------------------------------
-def _private_dir(run_dir: Path, cfg: dict[str, Any]) -> Path:
-    pd = (cfg.get("output") or {}).get("private_dir")
-    return Path(pd) if pd else Path(str(run_dir) + ".PRIVATE")
-
-
 def _noise_seed(private_dir: Path, nonce: str) -> int | None:
     from augpe.privacy import RunSecret
 
@@ -121,11 +125,6 @@ def _noise_seed(private_dir: Path, nonce: str) -> int | None:
         return int(json.loads(path.read_text())["noise_seed"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _inside(a: Path, b: Path) -> bool:
-    a, b = a.resolve(), b.resolve()
-    return a == b or b in a.parents
 
 
 def _allowed(run_dir: Path, include_state: bool) -> tuple[list[Path], list[str]]:
@@ -198,18 +197,18 @@ def release(
         raise ReleaseError(
             f"{run} is not a finished augpe run folder (missing {', '.join(missing)})"
         )
-    if _inside(dest, run) or _inside(run, dest):
+    if inside(dest, run) or inside(run, dest):
         raise ReleaseError(
             f"release folder {dest} must lie outside the run folder {run} (and not contain it)"
         )
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ReleaseError(f"release folder {dest} already exists and is not empty; pick a new one")
 
-    cfg = RunFolder.open(run).config()
-    private_dir = _private_dir(run, cfg)
-    if _inside(dest, private_dir):
+    folder = RunFolder.open(run)
+    cfg, private_dir = folder.config(), folder.layout.private
+    if inside(dest, private_dir):
         raise ReleaseError(f"release folder {dest} lies inside the PRIVATE folder {private_dir}")
-    ledger = RunFolder.open(run).ledger()
+    ledger = folder.ledger()
     try:
         ledger.assert_within_target()
     except RuntimeError as err:

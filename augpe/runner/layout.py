@@ -44,6 +44,7 @@ __all__ = [
     "RunFolder",
     "RunLayout",
     "artefact_table",
+    "inside",
     "released_config",
 ]
 
@@ -249,7 +250,7 @@ class RunLayout:
                 f"output.dir: {self.root} is a file, not a folder; name a folder for the run "
                 "(it is created if missing)"
             )
-        if _inside(self.private, self.root):
+        if inside(self.private, self.root):
             raise ConfigError(
                 f"output.private_dir: {self.private} lies inside the run folder "
                 f"(output.dir = {self.root}), which is released and may be overwritten; put it "
@@ -264,7 +265,7 @@ class RunLayout:
             (str(self.private), "the PRIVATE folder (output.private_dir)"),
         ]
         for place, what in guarded:
-            if place and Path(place).exists() and _inside(Path(place), self.root):
+            if place and Path(place).exists() and inside(Path(place), self.root):
                 return f"holds {what}"
         foreign = _foreign_entries(self.root)
         if foreign:
@@ -365,7 +366,7 @@ def _foreign_entries(root: Path) -> list[str]:
     return out
 
 
-def _inside(a: Path, b: Path) -> bool:
+def inside(a: Path, b: Path) -> bool:
     """Whether `a` is `b` or lies inside it (paths resolved)."""
     a, b = a.resolve(), b.resolve()
     return a == b or b in a.parents
