@@ -169,10 +169,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from augpe.cli.options import from_arguments
     from augpe.evaluate import (
         EvalOptions,
-        FinetuneSettings,
-        LMSettings,
         default_cache_dir,
         default_out_dir,
         evaluate,
@@ -188,29 +187,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 f"--compare {item!r}: write NAME=PATH, e.g. --compare eps=inf=runs/inf"
             )
         compare[name] = path
-    tiers = {"fast": ("fast",), "paper": ("paper",), "both": ("fast", "paper")}[args.tier]
-    opts = EvalOptions(
-        tiers=tiers,
-        independent=not args.no_independent,
-        finetune=FinetuneSettings(
-            model=args.encoder,
-            epochs=args.epochs,
-            seeds=tuple(range(args.seeds)),
-            batch_size=args.batch_size,
-            max_length=args.max_length,
-            device=args.device,
-        ),
-        nextword=LMSettings(
-            model=args.lm, epochs=args.epochs, max_length=args.max_length, device=args.device
-        )
-        if args.nextword
-        else None,
-        fidelity=not args.no_fidelity,
-        per_iteration=not args.no_iterations,
-        plots=not args.no_plots,
-        max_real_train=args.max_real_train,
-        embedding_model=args.embedding_model,
-    )
+    opts = from_arguments(EvalOptions, args)
     out = Path(args.out) if args.out else default_out_dir(args.corpus)
     result = evaluate(
         args.corpus,
@@ -226,7 +203,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         cache_dir=None if args.no_cache else (args.cache_dir or default_cache_dir()),
     )
     print(f"\nevaluation: {out / 'eval.json'}, report: {out / 'report.md'}")
-    for tier in tiers:
+    for tier in opts.tiers:
         print(headline(result, tier))
     for line in comparison_lines(result):
         print(line)

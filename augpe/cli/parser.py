@@ -14,7 +14,9 @@ from augpe.cli.commands import (
     cmd_release,
     cmd_run,
 )
+from augpe.cli.options import add_arguments
 from augpe.config.reference import reference_text
+from augpe.evaluate.options import EvalOptions
 from augpe.privacy.accounting import ACCOUNTANTS
 
 
@@ -217,39 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=PATH",
         help="another corpus in the same table, e.g. --compare eps=inf=runs/inf (repeatable)",
     )
-    ev.add_argument(
-        "--tier",
-        choices=["fast", "paper", "both"],
-        default="fast",
-        help="fast: embeddings + logistic regression; paper: fine-tune --encoder (GPU if present)",
-    )
-    ev.add_argument(
-        "--no-independent",
-        action="store_true",
-        help="skip the independent bag-of-words learner (TF-IDF word 1-2-grams + logistic "
-        "regression, fixed settings), which is on by default: it shares no feature space with the "
-        "pipeline, whereas the embedding probe reads the very embeddings the private records vote "
-        "in (and, with privacy.centroids, the space that labels the corpus)",
-    )
-    ev.add_argument(
-        "--encoder", default="roberta-base", help="papers' tier model: HF name/path, or 'tiny'"
-    )
-    ev.add_argument("--epochs", type=int, default=3, help="papers' tier and next-word epochs")
-    ev.add_argument("--seeds", type=int, default=3, help="papers' tier seeds (mean +- std)")
-    ev.add_argument("--batch-size", type=int, default=32)
-    ev.add_argument("--max-length", type=int, default=128, help="tokens per text (papers: 512)")
-    ev.add_argument("--device", help="cpu / cuda (default: cuda when available)")
-    ev.add_argument(
-        "--nextword", action="store_true", help="also next-word prediction (PubMed protocol)"
-    )
-    ev.add_argument("--lm", default="tiny", help="next-word LM: 'tiny' (offline) or a HF name/path")
-    ev.add_argument("--max-real-train", type=int, help="subsample the real training text (speed)")
-    ev.add_argument("--embedding-model", help="sentence-transformers model (default: the run's)")
-    ev.add_argument(
-        "--no-fidelity", action="store_true", help="skip FID / MAUVE / precision / recall"
-    )
-    ev.add_argument("--no-iterations", action="store_true", help="skip per-iteration metrics")
-    ev.add_argument("--no-plots", action="store_true")
+    add_arguments(ev, EvalOptions, "what to measure (augpe.evaluate.EvalOptions)")
     ev.add_argument("-o", "--out", help="output folder (default: CORPUS.eval)")
     ev.add_argument(
         "--cache-dir",

@@ -6,9 +6,20 @@ shared settings (`GenerationBase`) and its own, and a setting of another backend
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Discriminator, Field, Tag, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    Discriminator,
+    Field,
+    SerializerFunctionWrapHandler,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from augpe.config.sections import _Section
 
@@ -71,7 +82,7 @@ class GenerationBase(_Section):
         None, description="SQLite file; default <output.dir>/../.augpe-cache/requests.sqlite"
     )
     # several models in one run
-    mixture: list[dict[str, Any]] = Field(
+    mixture: list[MixtureMember] = Field(
         default_factory=list,
         description="weighted backends, e.g. [{backend: openai, model: gpt-4o-mini, weight: 3}, "
         "{backend: embedded, weight: 1}]; each request goes to one, chosen from its seed; each "
@@ -96,6 +107,40 @@ class GenerationBase(_Section):
                 )
         return data
 
+    @field_validator("mixture", mode="before")
+    @classmethod
+    def _mixture_keys(cls, v: Any) -> Any:
+        """Each entry's keys, checked before it is typed: a message that names the entry."""
+        if not isinstance(v, list):
+            return v
+        for i, entry in enumerate(v):
+            if not isinstance(entry, dict):
+                continue  # a member model already (or not a mapping: the typed check says so)
+            where = f"mixture[{i}]"
+            weight = entry.get("weight")
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+                raise ValueError(f"{where}: needs a 'weight' > 0 (got {weight!r})")
+            for key in entry:
+                if key in RUN_WIDE:
+                    raise ValueError(
+                        f"{where}: '{key}' is a run-wide setting; set it on generation"
+                    )
+                if key != "weight" and not any(
+                    key in m.model_fields for m in BACKEND_CONFIGS.values()
+                ):
+                    raise ValueError(f"{where}: unknown key '{key}'")
+            backend = entry.get("backend", "embedded")
+            if backend not in BACKEND_CONFIGS:
+                raise ValueError(
+                    f"{where}.backend: must be one of {', '.join(BACKEND_CONFIGS)} (got {backend!r})"
+                )
+            foreign = [k for k in entry if k not in MIXTURE_MEMBERS[backend].model_fields]
+            if foreign:
+                raise ValueError(
+                    f"{where}: '{foreign[0]}' is not a setting of the {backend} backend"
+                )
+        return v
+
     @model_validator(mode="after")
     def _check_mixture(self) -> GenerationBase:
         for i, _ in enumerate(self.mixture):
@@ -109,29 +154,22 @@ class GenerationBase(_Section):
         Run-wide settings (prompts, sampling, lengths, cache, max_cost) cannot differ per member:
         the PE loop asks every backend the same requests and the budget is one for the run.
         """
-        entry = dict(self.mixture[i])
+        member = self.mixture[i]
         where = f"mixture[{i}]"
-        weight = entry.pop("weight", None)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
-            raise ValueError(f"{where}: needs a 'weight' > 0 (got {weight!r})")
-        for key in entry:
-            if key in RUN_WIDE:
-                raise ValueError(f"{where}: '{key}' is a run-wide setting; set it on generation")
-            if not any(key in m.model_fields for m in BACKEND_CONFIGS.values()):
-                raise ValueError(f"{where}: unknown key '{key}'")
-        backend = entry.get("backend", "embedded")
+        entry = member.model_dump(exclude_none=True, exclude={"weight"})
+        backend = member.backend
         inherit = (
             GenerationBase.model_fields if backend != self.backend else type(self).model_fields
         )
         base = {k: v for k, v in self.model_dump(exclude={"mixture"}).items() if k in inherit}
         try:
-            member = GENERATION.validate_python({**base, "backend": backend, **entry})
+            full = GENERATION.validate_python({**base, "backend": backend, **entry})
         except ValidationError as err:
             first = err.errors()[0]
             loc = ".".join(str(p) for p in first["loc"][1:]) or "backend"  # [0]: the union's tag
             msg = first["msg"].removeprefix("Value error, ")
             raise ValueError(f"{where}.{loc}: {msg}") from None
-        return member, float(weight)
+        return full, float(member.weight)
 
 
 RUN_WIDE = frozenset(
@@ -223,6 +261,52 @@ BACKEND_CONFIGS: dict[str, type[GenerationBase]] = {
     "transformers": TransformersGeneration,
 }
 """generation.backend -> the settings it takes (the registry of backend configs)."""
+
+
+def _backend_of_member(v: Any) -> str:
+    return str(v.get("backend", "embedded") if isinstance(v, dict) else getattr(v, "backend", ""))
+
+
+class _Member(_Section):
+    """A mixture entry: a setting left unset (None) inherits generation's, and is not written."""
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+def _member_model(backend: str, model: type[GenerationBase]) -> type[_Member]:
+    """One mixture entry of `backend`: its settings that may differ per member, each unset by
+    default (it inherits generation's), and the member's weight."""
+    fields: dict[str, Any] = {
+        "backend": (Literal[backend], Field(backend, description="this member's backend")),  # type: ignore[valid-type]
+        "weight": (float, Field(gt=0.0, description="share of the requests, relative")),
+    }
+    for name, f in model.model_fields.items():
+        if name in RUN_WIDE or name == "backend":
+            continue
+        fields[name] = (Union[f.annotation, None], Field(None, description=f.description))  # noqa: UP007
+    doc = (
+        f"A `generation.mixture` entry with backend {backend}: unset settings inherit generation's."
+    )
+    return create_model(  # type: ignore[no-any-return,call-overload]
+        f"{model.__name__}Member", __base__=_Member, __doc__=doc, **fields
+    )
+
+
+MIXTURE_MEMBERS: dict[str, type[_Member]] = {
+    b: _member_model(b, m) for b, m in BACKEND_CONFIGS.items()
+}
+"""generation.backend -> the typed mixture entry of that backend."""
+
+MixtureMember: Any = Annotated[
+    Union[tuple(Annotated[m, Tag(b)] for b, m in MIXTURE_MEMBERS.items())],  # noqa: UP007
+    Discriminator(_backend_of_member),
+]
+"""One `generation.mixture` entry: typed per backend (default embedded), with its weight."""
+_MODELS: list[type[GenerationBase]] = [GenerationBase, *BACKEND_CONFIGS.values()]
+for _model in _MODELS:
+    _model.model_rebuild()
 
 
 def _backend_of(v: Any) -> str:

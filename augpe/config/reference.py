@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from augpe.config import BACKEND_CONFIGS, Config, GenerationBase
+from augpe.config.generation import MIXTURE_MEMBERS
 
 __all__ = ["reference_markdown", "reference_rows", "reference_text"]
 
@@ -46,6 +47,15 @@ def reference_rows() -> list[tuple[str, str, str, str]]:
     for section, f in Config.model_fields.items():
         if section == "generation":
             rows += [("generation", *r) for r in _walk(GenerationBase, "generation.")]
+            member = MIXTURE_MEMBERS["embedded"].model_fields
+            rows.append(
+                (
+                    "generation",
+                    "generation.mixture[].weight",
+                    "(required)",
+                    member["weight"].description or "",
+                )
+            )
             for backend, model in BACKEND_CONFIGS.items():
                 own = set(model.model_fields) - set(GenerationBase.model_fields)
                 shared = set(GenerationBase.model_fields)

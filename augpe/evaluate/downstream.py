@@ -21,7 +21,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -132,16 +132,47 @@ class FinetuneSettings:
     """Fine-tuning of the papers' tier. lr None: 3e-5 for a pretrained model (the papers' value), 1e-3 for
     'tiny'. The papers ran 10 epochs at max_length 512; the defaults here are cheaper."""
 
-    model: str = "roberta-base"
-    epochs: int = 3
-    lr: float | None = None
-    batch_size: int = 32
-    max_length: int = 128
-    seeds: tuple[int, ...] = (0, 1, 2)
-    val_fraction: float = 0.1
-    device: str | None = None
-    weight_decay: float = 0.01
-    warmup: float = 0.06
+    model: str = field(
+        default="roberta-base",
+        metadata={"flag": "--encoder", "help": "papers' tier model: HF name or path, or 'tiny'"},
+    )
+    epochs: int = field(default=3, metadata={"flag": "--epochs", "help": "papers' tier epochs"})
+    lr: float | None = field(
+        default=None,
+        metadata={"flag": "--lr", "type": float, "help": "learning rate (default: per model)"},
+    )
+    batch_size: int = field(default=32, metadata={"flag": "--batch-size", "help": "texts per step"})
+    max_length: int = field(
+        default=128, metadata={"flag": "--max-length", "help": "tokens per text (papers: 512)"}
+    )
+    seeds: tuple[int, ...] = field(
+        default=(0, 1, 2),
+        metadata={
+            "flag": "--seeds",
+            "type": int,
+            "default": 3,
+            "to": lambda n: tuple(range(n)),
+            "help": "papers' tier seeds 0..N-1 (mean +- std)",
+        },
+    )
+    val_fraction: float = field(
+        default=0.1,
+        metadata={
+            "flag": "--val-fraction",
+            "help": "share of each training corpus held out "
+            "to pick the best epoch (without --real-val)",
+        },
+    )
+    device: str | None = field(
+        default=None,
+        metadata={"flag": "--device", "help": "cpu / cuda (default: cuda when available)"},
+    )
+    weight_decay: float = field(
+        default=0.01, metadata={"flag": "--weight-decay", "help": "AdamW weight decay"}
+    )
+    warmup: float = field(
+        default=0.06, metadata={"flag": "--warmup", "help": "share of steps of linear warm-up"}
+    )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,13 +33,22 @@ from augpe.evaluate._hf import (
 class LMSettings:
     """lr None: 5e-4 for 'tiny' (from scratch), 1e-4 for a pretrained model."""
 
-    model: str = TINY
-    epochs: int = 3
-    lr: float | None = None
-    batch_size: int = 16
-    max_length: int = 128
-    seed: int = 0
-    device: str | None = None
+    model: str = field(
+        default=TINY,
+        metadata={"flag": "--lm", "help": "next-word LM: 'tiny' (offline) or a HF name or path"},
+    )
+    epochs: int = field(default=3, metadata={"flag": "--epochs", "help": "epochs"})
+    lr: float | None = field(
+        default=None, metadata={"flag": "--lr", "type": float, "help": "learning rate"}
+    )
+    batch_size: int = field(
+        default=16, metadata={"flag": "--lm-batch-size", "help": "next-word LM: texts per step"}
+    )
+    max_length: int = field(
+        default=128, metadata={"flag": "--max-length", "help": "tokens per text"}
+    )
+    seed: int = field(default=0, metadata={"flag": "--lm-seed", "help": "next-word LM: seed"})
+    device: str | None = field(default=None, metadata={"flag": "--device", "help": "cpu / cuda"})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

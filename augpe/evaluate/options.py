@@ -50,22 +50,95 @@ class EvalOptions:
     """What to measure. The defaults are the fast CPU evaluation (seconds to a minute): the
     embedding probe, and the bag-of-words learner next to it (`independent`)."""
 
-    tiers: tuple[str, ...] = ("fast",)
+    tiers: tuple[str, ...] = field(
+        default=("fast",),
+        metadata={
+            "flag": "--tier",
+            "choices": ["fast", "paper", "both"],
+            "default": "fast",
+            "to": lambda v: {"fast": ("fast",), "paper": ("paper",), "both": TIERS}[v],
+            "help": "fast: embeddings + logistic regression; paper: fine-tune --encoder "
+            "(GPU if present); both",
+        },
+    )
     # The bag-of-words learner ("bow" tier, augpe.evaluate.independent): on by default, because
     # it is the one measurement the pipeline's own embedding space cannot flatter.
-    independent: bool = True
-    curve_draws: int = 5  # real-data learning curve: seeded draws per size (with real_train)
+    independent: bool = field(
+        default=True,
+        metadata={
+            "flag": "--no-independent",
+            "negate": True,
+            "help": "skip the independent bag-of-words learner (TF-IDF word 1-2-grams + logistic "
+            "regression, fixed settings), which is on by default: it shares no feature space with "
+            "the pipeline, whereas the embedding probe reads the very embeddings the private "
+            "records vote in (and, with privacy.centroids, the space that labels the corpus)",
+        },
+    )
+    curve_draws: int = field(
+        default=5,
+        metadata={
+            "flag": "--curve-draws",
+            "help": "real-data learning curve (with --real-train): seeded draws per size",
+        },
+    )
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
-    nextword: LMSettings | None = None  # None: skip next-word prediction
-    fidelity: bool = True
-    per_iteration: bool = True
-    knn_k: int = 3
-    max_real_train: int | None = None  # subsample the real upper-bound training set (speed)
-    C: float | None = None  # logistic regression of the fast tier; None: cross-validated
-    plots: bool = True
-    embedding_model: str | None = None  # None: the run's embedding.model (or the default MiniLM)
-    embedding_device: str = "cpu"  # where the evaluation's sentence embedder runs (cuda: a GPU)
-    embedding_batch_size: int = 64
+    nextword: LMSettings | None = field(
+        default=None,
+        metadata={
+            "flag": "--nextword",
+            "enable": True,
+            "help": "also next-word prediction (the PubMed protocol)",
+        },
+    )
+    fidelity: bool = field(
+        default=True,
+        metadata={
+            "flag": "--no-fidelity",
+            "negate": True,
+            "help": "skip FID / MAUVE / precision / recall",
+        },
+    )
+    per_iteration: bool = field(
+        default=True,
+        metadata={"flag": "--no-iterations", "negate": True, "help": "skip per-iteration metrics"},
+    )
+    knn_k: int = field(
+        default=3, metadata={"flag": "--knn-k", "help": "k of the k-NN precision / recall"}
+    )
+    max_real_train: int | None = field(
+        default=None,
+        metadata={
+            "flag": "--max-real-train",
+            "type": int,
+            "help": "subsample the real training text (speed)",
+        },
+    )
+    C: float | None = field(
+        default=None,
+        metadata={
+            "flag": "--probe-c",
+            "type": float,
+            "help": "inverse regularisation of the embedding probe (default: 5-fold CV on the "
+            "training corpus)",
+        },
+    )
+    plots: bool = field(
+        default=True, metadata={"flag": "--no-plots", "negate": True, "help": "no plots"}
+    )
+    embedding_model: str | None = field(
+        default=None,
+        metadata={
+            "flag": "--embedding-model",
+            "help": "sentence-transformers model (default: the run's embedding.model, else MiniLM)",
+        },
+    )
+    embedding_device: str = field(
+        default="cpu",
+        metadata={"flag": "--embedding-device", "help": "where the evaluation's embedder runs"},
+    )
+    embedding_batch_size: int = field(
+        default=64, metadata={"flag": "--embedding-batch-size", "help": "texts embedded together"}
+    )
 
     def __post_init__(self) -> None:
         bad = [t for t in self.tiers if t not in TIERS]

@@ -132,7 +132,8 @@ def test_a_run_books_the_lengths_and_asks_the_random_api_for_them(tmp_path) -> N
     # `augpe budget` lists it with its share of mu^2
     text = Ledger.load(result.run_dir / "ledger.json").summary()
     assert re.search(
-        r"lengths \[lengths\]: sigma = [\d.]+ \(sensitivity 1, [\d.]+ under replace-one, [\d.]+% of mu\^2\)", text
+        r"lengths \[lengths\]: sigma = [\d.]+ \(sensitivity 1, [\d.]+ under replace-one, [\d.]+% of mu\^2\)",
+        text,
     )
     # a resume reuses the stored release and books nothing new
     pipeline.run(cfg, resume=True, show_progress=False, llm=FakeLLM(), embedder=HashEmbedder(32))
