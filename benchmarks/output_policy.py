@@ -8,7 +8,7 @@ exactly as the loop would have released it: `released` (the run's own corpus), `
 population), `voted` (every candidate of any iteration whose latest noisy vote is >= 2 sigma, or
 >= 1 sigma, and at least one vote: `augpe.pe.select.min_votes_for`, the loop's own rule). With a cross-class vote (`pe.relabel`) a candidate's label is its noisy argmax
 (`augpe.pe.loop.relabel`). Each corpus is scored by the benchmark's fast-tier probe on the real test
-split: accuracy, macro-F1 and ROC AUC. Writes benchmarks/results/output-policy-<tag>.md.
+split: accuracy, macro-F1 and ROC AUC. Writes benchmarks/results/<dataset>/<tag>/output-policy.md.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("runs", nargs="+", help="run folders or glob patterns")
     p.add_argument("--dataset", default="amazon")
-    p.add_argument("--tag", default="amazon")
+    p.add_argument("--tag", required=True, help="the study the runs belong to")
     args = p.parse_args(argv)
     bench = load_benchmark(args.dataset)
     col = bench.label_columns[0]
@@ -134,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
             f"| {key} | {len(vals)} | {m[3]:.0f} | {m[0]:.3f} ± {s[0]:.3f} "
             f"| {m[1]:.3f} ± {s[1]:.3f} | {m[2]:.3f} ± {s[2]:.3f} |"
         )
-    (RESULTS / f"output-policy-{args.tag}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (RESULTS / args.dataset / args.tag).mkdir(parents=True, exist_ok=True)
+    (RESULTS / args.dataset / args.tag / "output-policy.md").write_text(
+        "\n".join(lines) + "\n", encoding="utf-8"
+    )
     print("\n".join(lines))
     return 0
 

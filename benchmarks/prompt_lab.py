@@ -10,7 +10,8 @@ independent bag-of-words learner and the MiniLM probe. This is the eps = 0 arm o
 population Private Evolution starts from; a prompt set that writes realistic examples of each class
 scores above the constant answer's 0.5 balanced accuracy here. Two texts per class are printed.
 
-Writes benchmarks/results/<dataset>/prompt-lab/<tag>.md with the command that made it.
+Writes benchmarks/results/<dataset>/prompt-lab-<tag>/results.{md,json}, with the command that
+made them.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             "|---|---|---|---|---|---|",
         ]
         examples: list[str] = []
+        rows: list[dict[str, object]] = []
         for ps_name in args.prompts:
             ps = load_prompt_set(ps_name)
             apis = TextAPIs(llm, ps, cfg.generation, descriptions, seed=args.seed)
@@ -128,13 +130,21 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {ps.name} | {bow:.3f} | {probe:.3f} | {len(xs)} | {words:.0f} | {secs:.0f} |"
             )
             print(lines[-1], flush=True)
+            rows.append({"prompts": ps.name, "bow": bow, "probe": probe, "n": len(xs)})
             examples.append(f"\n## {ps.name}\n")
             for c, n in enumerate(names):
                 for s in [s for s in samples if s.class_id == c][:2]:
                     examples.append(f"- **{n}**: {s.text[:300]!r}")
-        out = RESULTS / name / "prompt-lab" / f"{args.tag}.md"
+        out = RESULTS / name / f"prompt-lab-{args.tag}" / "results.md"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("\n".join(lines + ["", "# Examples"] + examples) + "\n", encoding="utf-8")
+        headline = [
+            f"{r['prompts']}: bag-of-words {r['bow']:.3f} | embedding probe {r['probe']:.3f} "
+            f"({r['n']} eps = 0 texts)"
+            for r in rows
+        ]
+        doc = {"kind": "prompt-lab", "command": command, "rows": rows, "headline": headline}
+        out.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {out}", flush=True)
     return 0
 

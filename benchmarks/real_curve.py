@@ -5,7 +5,7 @@
 For each n, `--draws` random subsets of the real training split (seeds 0..draws-1) train the
 benchmark's probe (`augpe.evaluate.downstream.linear_probe`, MiniLM embeddings), scored on the real
 test split: accuracy, macro-F1, ROC AUC (mean ± std). A synthetic corpus of n texts is compared with
-the row of its n. Writes benchmarks/results/real-curve-<dataset>.md.
+the row of its n. Writes benchmarks/results/<dataset>/real-curve/real-curve.md.
 """
 
 from __future__ import annotations
@@ -63,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
             f"| {m[2]:.3f} ± {s[2]:.3f} |"
         )
         print(lines[-1], flush=True)
-    (RESULTS / f"real-curve-{bench.name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (RESULTS / bench.name / "real-curve").mkdir(parents=True, exist_ok=True)
+    (RESULTS / bench.name / "real-curve" / "real-curve.md").write_text(
+        "\n".join(lines) + "\n", encoding="utf-8"
+    )
     return 0
 
 

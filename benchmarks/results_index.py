@@ -5,8 +5,9 @@
 A study folder is benchmarks/results/<dataset>/<study>/ holding a results.json written by
 benchmarks/run.py (kind "benchmark") or benchmarks/ablation.py (kind "ablation"); the index lists
 each with its command and the headline lines the script stored (both learners' balanced
-accuracy, gap closed and worth in real records). Older flat files in benchmarks/results/ (the
-embedding probe only) are counted, not listed one by one.
+accuracy, gap closed and worth in real records). Older study folders, whose tables give the
+embedding probe alone (no results.json), are listed with their tables; so are the performance
+measurements in benchmarks/results/perf/.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ def studies(results: Path) -> list[tuple[Path, dict[str, Any]]]:
 
 def render(results: Path) -> str:
     found = studies(results)
-    flat = sorted(p.name for p in results.glob("*.md") if p.name != "INDEX.md")
+    have = {folder for folder, _ in found}
+    older = sorted(
+        d for d in results.glob("*/*") if d.is_dir() and d not in have and any(d.glob("*.md"))
+    )
     lines = [
         "# Benchmark results index",
         "",
@@ -65,17 +69,25 @@ def render(results: Path) -> str:
                 *[f"- {h}" for h in doc.get("headline") or ["(no headline stored)"]],
                 "",
             ]
-    if flat:
+    if older:
         lines += [
-            "## Older flat result files (embedding probe only)",
+            "## Older studies (embedding probe only)",
             "",
             (
-                f"{len(flat)} markdown tables directly in `benchmarks/results/` (e.g. "
-                f"`{flat[0]}`), written before the study layout; their accuracy is the embedding "
-                "probe's alone. See docs/results.md for what they show."
+                "Written before both learners were measured: their accuracy is the embedding probe's "
+                "alone. See docs/results.md for what they show."
             ),
             "",
         ]
+        for d in older:
+            rel = d.relative_to(results).as_posix()
+            tables = ", ".join(f"[{p.stem}]({rel}/{p.name})" for p in sorted(d.glob("*.md")))
+            lines.append(f"- `{rel}`: {tables}")
+        lines.append("")
+    perf = sorted((results / "perf").glob("*.*"))
+    if perf:
+        lines += ["## Performance", ""]
+        lines += [f"- [{p.name}](perf/{p.name})" for p in perf] + [""]
     return "\n".join(lines)
 
 

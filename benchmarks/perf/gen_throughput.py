@@ -451,7 +451,6 @@ def run_gpu(args: argparse.Namespace) -> dict[str, Any]:
     if hasattr(model, "generate_batch"):
         from transformers import GenerationConfig
 
-
         def hf_cb(inputs: list[list[int]], max_new: int) -> tuple[int, int]:
             # transformers' own continuous batching (paged KV cache); the kwargs it does not know
             # in a given version are kept as plain attributes and ignored

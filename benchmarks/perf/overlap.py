@@ -29,7 +29,38 @@ from _common import REPO, machine, write_result
 
 from augpe.llm.base import BaseLLM
 
-WORDS = ["coffee", "tea", "chips", "cookies", "honey", "sauce", "taste", "price", "bag", "box", "fresh", "stale", "sweet", "salty", "great", "good", "bad", "love", "hate", "again", "order", "shipping", "dog", "cat", "treats", "flavor", "smell", "cheap", "worth", "buy"]
+WORDS = [
+    "coffee",
+    "tea",
+    "chips",
+    "cookies",
+    "honey",
+    "sauce",
+    "taste",
+    "price",
+    "bag",
+    "box",
+    "fresh",
+    "stale",
+    "sweet",
+    "salty",
+    "great",
+    "good",
+    "bad",
+    "love",
+    "hate",
+    "again",
+    "order",
+    "shipping",
+    "dog",
+    "cat",
+    "treats",
+    "flavor",
+    "smell",
+    "cheap",
+    "worth",
+    "buy",
+]
 
 
 class RemoteStandIn(BaseLLM):

@@ -23,14 +23,22 @@ from typing import Any
 from _common import machine, write_result
 
 PARENTS = [
-    ("I bought this coffee last month and it was a letdown. The aroma is fine but the taste is flat "
-    "and bitter, and the bag arrived half open. I would not buy it again."),
-    ("My dog goes crazy for these treats. They are small, soft and easy to break in half, and the "
-    "bag lasts a couple of weeks. Great price with subscribe and save."),
-    ("The crackers taste like cardboard and they were crushed when they arrived. For the price I "
-    "expected better. Two stars because the ingredients are clean."),
-    ("Best honey I have had in years. Thick, floral and not too sweet. The jar is big and it came "
-    "well packed. I already ordered two more."),
+    (
+        "I bought this coffee last month and it was a letdown. The aroma is fine but the taste is flat "
+        "and bitter, and the bag arrived half open. I would not buy it again."
+    ),
+    (
+        "My dog goes crazy for these treats. They are small, soft and easy to break in half, and the "
+        "bag lasts a couple of weeks. Great price with subscribe and save."
+    ),
+    (
+        "The crackers taste like cardboard and they were crushed when they arrived. For the price I "
+        "expected better. Two stars because the ingredients are clean."
+    ),
+    (
+        "Best honey I have had in years. Thick, floral and not too sweet. The jar is big and it came "
+        "well packed. I already ordered two more."
+    ),
 ]
 
 
