@@ -105,6 +105,18 @@ class PrivacyConfig(_Section):
     )
     keyword_share: float = Field(0.1, gt=0.0, lt=1.0, description="share of mu^2 for keywords")
     keywords_per_class: int = Field(40, ge=1, description="at most this many keywords per class")
+    keywords_per_record: int | None = Field(
+        16,
+        ge=1,
+        description="a record counts only its m rarest vocabulary words (by their public rank in "
+        "the WordPiece vocabulary), each 1/sqrt(m): topical words survive the noise; None: every "
+        "word of the record, each 1/sqrt(words)",
+    )
+    keyword_selection: Literal["discriminative", "frequent"] = Field(
+        "discriminative",
+        description="discriminative: the words whose noisy frequency in a class exceeds the other "
+        "classes' by 2 sigma (what tells the classes apart); frequent: the most frequent words",
+    )
     lengths: bool = Field(
         False,
         description="release a DP length distribution (a noisy histogram of the private records' "

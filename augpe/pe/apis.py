@@ -159,6 +159,11 @@ class TextAPIs:
             out[slot] = made.get(_sample_id(iteration, stream, "random", slot))
         return [s for s in out if s is not None]
 
+    def _keyword_slots(self, c: int) -> dict[str, list[str]] | None:
+        """Class c's DP keywords for the {keyword} placeholders (None: the prompt set's own)."""
+        kws = self.keywords[c] if self.keywords else []
+        return {f: kws for f in KEYWORD_SLOTS} if kws else None
+
     def _random_words(self, c: int, rng: np.random.Generator) -> int:
         """The target length of a RANDOM API request: `random_words`, or a draw from the DP length
         distribution of class `c`, at most what `max_tokens` leaves room for."""
@@ -175,9 +180,9 @@ class TextAPIs:
             def build(attempt: int) -> tuple[GenerationRequest, str | None]:
                 rng = request_rng(self.seed, iteration, "random", stream, slot, attempt)
                 words = self._random_words(c, rng)
-                kws = self.keywords[c] if self.keywords else []
-                overrides = {f: kws for f in KEYWORD_SLOTS} if kws else None
-                messages, _ = render_random(self.prompts, self.labels[c], words, rng, overrides)
+                messages, _ = render_random(
+                    self.prompts, self.labels[c], words, rng, self._keyword_slots(c)
+                )
                 return self._request(messages, words, int(rng.integers(2**31 - 1))), None
 
             return _Job(slot, stream, c, None, "random", build)
@@ -209,6 +214,7 @@ class TextAPIs:
     ) -> Callable[[int], tuple[GenerationRequest, str | None]]:
         label = self.labels[parent.class_id]
         length = self.cfg.length
+        slots = self._keyword_slots(parent.class_id)
 
         def build(attempt: int) -> tuple[GenerationRequest, str | None]:
             rng = request_rng(self.seed, iteration, op, stream, slot, attempt)
@@ -216,10 +222,10 @@ class TextAPIs:
             if op == "fill_blanks":
                 p = mask_probability(self.cfg.mask_schedule, iteration)
                 masked = mask_text(parent.text, p, rng)
-                messages = render_fill_blanks(self.prompts, label, masked, words, rng)
+                messages = render_fill_blanks(self.prompts, label, masked, words, rng, slots)
                 echo_ref = masked
             else:
-                messages = render_rephrase(self.prompts, label, parent.text, words, rng)
+                messages = render_rephrase(self.prompts, label, parent.text, words, rng, slots)
                 echo_ref = parent.text
             return self._request(messages, words, int(rng.integers(2**31 - 1))), echo_ref
 

@@ -75,11 +75,17 @@ def render_random(
 
 
 def render_rephrase(
-    ps: PromptSet, label: str, text: str, words: int, rng: np.random.Generator
+    ps: PromptSet,
+    label: str,
+    text: str,
+    words: int,
+    rng: np.random.Generator,
+    overrides: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Message]:
-    """A VARIATION API rephrase request for the synthetic ``text``; one style drawn per request."""
+    """A VARIATION API rephrase request for the synthetic ``text``; one style drawn per request
+    (and one value per replacement placeholder the template uses, as in `render_random`)."""
     style = _pick(ps.rephrase.styles, rng)
-    drawn = _draw_replacements(ps, ps.rephrase.template, "rephrase", rng)
+    drawn = _draw_replacements(ps, ps.rephrase.template, "rephrase", rng, overrides)
     user = ps.rephrase.template.format(
         label=label, text=text.strip(), words=_check_words(words), style=style, **drawn
     )
@@ -87,7 +93,12 @@ def render_rephrase(
 
 
 def render_fill_blanks(
-    ps: PromptSet, label: str, masked: str, words: int, rng: np.random.Generator
+    ps: PromptSet,
+    label: str,
+    masked: str,
+    words: int,
+    rng: np.random.Generator,
+    overrides: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Message]:
     """A VARIATION API fill-in-the-blanks request, with the few-shot examples as earlier turns.
 
@@ -109,6 +120,6 @@ def render_fill_blanks(
             **ex_drawn,
         )
         turns.append((ex_user.strip(), ex.answer.strip()))
-    drawn = _draw_replacements(ps, template, "fill_blanks", rng)
+    drawn = _draw_replacements(ps, template, "fill_blanks", rng, overrides)
     user = template.format(label=label, masked=masked.strip(), words=_check_words(words), **drawn)
     return _messages(ps.system, turns, user.strip())

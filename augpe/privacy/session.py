@@ -19,7 +19,12 @@ import numpy as np
 
 from augpe.errors import ConfigError
 from augpe.privacy.centroids import class_embedding_sums
-from augpe.privacy.keywords import keyword_histogram, public_vocabulary, select_keywords
+from augpe.privacy.keywords import (
+    keyword_histogram,
+    public_rarity,
+    public_vocabulary,
+    select_keywords,
+)
 from augpe.privacy.ledger import GaussianRelease, Ledger
 from augpe.privacy.lengths import LENGTH_EDGES, LengthSampler, length_histogram
 from augpe.privacy.mechanism import GaussianMechanism, RunSecret
@@ -94,9 +99,16 @@ class ReleasePlan:
 
 
 def plan_releases(
-    planned: PlannedReleases, data: PrivateData, mechanism: GaussianMechanism, keywords_top: int
+    planned: PlannedReleases,
+    data: PrivateData,
+    mechanism: GaussianMechanism,
+    keywords_top: int,
+    keywords_per_record: int | None = None,
+    keyword_selection: str = "frequent",
 ) -> ReleasePlan:
-    """The releases before the votes (class counts, keywords, lengths), at their planned sigmas."""
+    """The releases before the votes (class counts, keywords, lengths), at their planned sigmas.
+    Keywords: `keywords_top` per class, each record counting its `keywords_per_record` rarest
+    words, chosen by `keyword_selection` (`augpe.privacy.keywords`)."""
     noisy = None
     if planned.counts is not None:
         noisy = mechanism.release(
@@ -111,12 +123,25 @@ def plan_releases(
         noisy_kw = mechanism.release(
             kw,
             lambda: keyword_histogram(
-                data.texts, data.class_ids, data.num_classes, vocab, data.user_ids
+                data.texts,
+                data.class_ids,
+                data.num_classes,
+                vocab,
+                data.user_ids,
+                per_record=keywords_per_record,
+                rarity=public_rarity(),
             ),
             file="keywords.json",
             tag={"classes": data.class_names, "vocabulary": len(vocab)},
         )
-        keywords = select_keywords(noisy_kw, data.num_classes, vocab, kw.sigma, keywords_top)
+        keywords = select_keywords(
+            noisy_kw,
+            data.num_classes,
+            vocab,
+            kw.sigma,
+            keywords_top,
+            discriminative=keyword_selection == "discriminative",
+        )
     lengths = None
     if (ln := planned.lengths) is not None:
         noisy_ln = mechanism.release(

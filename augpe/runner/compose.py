@@ -116,7 +116,10 @@ def _run(
         resume=resume,
         user_seed=cfg.privacy.noise_seed,
     )
-    plan = plan_releases(planned, data, mechanism, cfg.privacy.keywords_per_class)
+    p = cfg.privacy
+    plan = plan_releases(
+        planned, data, mechanism, p.keywords_per_class, p.keywords_per_record, p.keyword_selection
+    )
     store = RunStore(layout, [v.sigma for v in plan.votes])
     dp = VoteReleases(mechanism, plan.votes, RunLayout.votes_file)
 
