@@ -114,8 +114,9 @@ class PrivacyConfig(_Section):
     )
     keyword_selection: Literal["discriminative", "frequent"] = Field(
         "discriminative",
-        description="discriminative: the words whose noisy frequency in a class exceeds the other "
-        "classes' by 2 sigma (what tells the classes apart); frequent: the most frequent words",
+        description="discriminative: the words whose noisy frequency in a class is 1.5x the other "
+        "classes' rate and above it by 2 sigma (what tells the classes apart); frequent: the most "
+        "frequent words",
     )
     lengths: bool = Field(
         False,

@@ -311,13 +311,15 @@ def select_keywords(
     z: float = 5.0,
     discriminative: bool = False,
     z_margin: float = 2.0,
+    min_lift: float = 1.5,
 ) -> list[list[str]]:
     """Per class, up to `top` words whose noisy weight exceeds z * sigma.
 
     frequent (default): the heaviest first. discriminative: only words whose noisy weight in the
-    class exceeds what the other classes' noisy rates predict for its size by z_margin * sigma,
-    the largest margin first; a word every class uses ("good", "product") is left out. With one
-    class there is nothing to tell apart: the frequent rule applies.
+    class is at least `min_lift` times what the other classes' noisy rates predict for its size,
+    and above it by z_margin * sigma, the largest margin first; a word every class uses ("good",
+    "product") is left out. With one class there is nothing to tell apart: the frequent rule
+    applies.
 
     With sigma > 0 a word of zero clean weight passes z = 5 with probability 2.9e-7: over a
     21k-word vocabulary, about one spurious (public, hence harmless) word per 150 classes.
@@ -329,8 +331,9 @@ def select_keywords(
         if discriminative and num_classes > 1:
             rest = np.delete(rows, c, axis=0).clip(min=0.0)
             rate = rest.sum(axis=0) / max(float(rest.sum()), 1e-12)
-            score = row - totals[c] * rate
-            ok = (row > z * sigma) & (score > z_margin * sigma)
+            expected = totals[c] * rate
+            score = row - expected
+            ok = (row > z * sigma) & (score > z_margin * sigma) & (row >= min_lift * expected)
         else:
             score, ok = row, row > z * sigma
         order = np.argsort(-score, kind="stable")

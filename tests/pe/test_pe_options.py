@@ -4,6 +4,7 @@ Each pins a behaviour and, for the new DP release, its sensitivity."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,35 @@ def test_keywords_are_the_words_above_the_noise_threshold() -> None:
     assert select_keywords(noisy, 2, VOCAB, sigma=1.0, top=1) == [["coffee"], ["bitter"]]
 
 
+def test_a_record_counts_only_its_m_rarest_words_each_one_over_root_m() -> None:
+    texts = ["coffee bitter smooth dog treats", "price"]
+    hist = keyword_histogram(texts, np.array([0, 1]), 2, VOCAB, per_record=2)
+    rows = hist.reshape(2, len(VOCAB))
+    # the rank is VOCAB's order (a later word is rarer): dog and treats are the record's rarest
+    assert {VOCAB[i] for i in np.flatnonzero(rows[0])} == {"dog", "treats"}
+    assert rows[0][np.flatnonzero(rows[0])] == pytest.approx([2**-0.5] * 2)
+    assert rows[1][VOCAB.index("price")] == 1.0  # fewer words than m: 1/sqrt(its own count)
+    for i in range(2):  # still at most 1 in L2 when a record is removed
+        rest = keyword_histogram(texts[1 - i : 2 - i], np.array([1 - i]), 2, VOCAB, per_record=2)
+        assert np.linalg.norm(hist - rest) <= 1.0 + 1e-12
+    rarity = {w: -i for i, w in enumerate(VOCAB)}  # a public rank that reverses the order
+    rows = keyword_histogram(texts[:1], np.array([0]), 2, VOCAB, per_record=2, rarity=rarity)
+    assert {VOCAB[i] for i in np.flatnonzero(rows)} == {"coffee", "bitter"}
+
+
+def test_discriminative_keywords_leave_out_the_words_every_class_uses() -> None:
+    # class 0: coffee 40, smooth 12; class 1: coffee 40, stale 15 (sigma 1, z 5)
+    rows = np.zeros((2, len(VOCAB)))
+    rows[0, VOCAB.index("coffee")], rows[0, VOCAB.index("smooth")] = 40.0, 12.0
+    rows[1, VOCAB.index("coffee")], rows[1, VOCAB.index("stale")] = 40.0, 15.0
+    frequent = select_keywords(rows.ravel(), 2, VOCAB, sigma=1.0, top=5)
+    assert frequent == [["coffee", "smooth"], ["coffee", "stale"]]
+    told_apart = select_keywords(rows.ravel(), 2, VOCAB, sigma=1.0, top=5, discriminative=True)
+    assert told_apart == [["smooth"], ["stale"]]
+    one_class = select_keywords(rows[0], 1, VOCAB, sigma=1.0, top=5, discriminative=True)
+    assert one_class == [["coffee", "smooth"]]  # nothing to tell apart: the frequent rule
+
+
 def test_public_vocabulary_is_whole_words_without_stop_words() -> None:
     vocab = public_vocabulary()
     assert len(vocab) > 15_000 and "coffee" in vocab
@@ -158,12 +188,30 @@ def test_a_keyword_run_books_the_release_and_fills_prompts_with_dp_words_only(
     assert "stale" not in keywords["posclass"]
     vocab = set(public_vocabulary())
     assert all(w in vocab for ws in keywords.values() for w in ws)  # public words only
-    used = [p for p in spy.prompts if any(w in p.split() for ws in keywords.values() for w in ws)]
+    words = {w for ws in keywords.values() for w in ws}
+    used = [p for p in spy.prompts if set(re.findall(r"[a-z]+", p)) & words]
     assert used  # the random API did use them
     shown = [ln for ln in result.ledger.summary().splitlines() if "[keywords]" in ln]
     assert len(shown) == 1 and "% of mu^2" in shown[0]  # `augpe budget` shows its share
     stored = json.loads((tmp_path / "k" / "state" / "keywords.json").read_text())
     assert stored["sigma"] == next(e.sigma for e in result.ledger.events if e.kind == "keywords")
+
+
+def test_keywords_fill_the_variation_prompts_of_a_set_with_keyword_slots(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", _worded_rows(400))
+    cfg = small_config(
+        data,
+        tmp_path / "k",
+        8.0,
+        privacy={"keywords": True, "keyword_share": 0.5},
+        generation={"prompts": "generic_v2"},
+    )
+    spy = PromptSpy(public_pool(20))
+    result = pipeline.run(cfg, show_progress=False, llm=spy, embedder=HashEmbedder(32))
+    keywords = {w for ws in result.summary["keywords"].values() for w in ws}
+    assert keywords
+    variations = [p for p in spy.prompts if p.startswith("Here is a text labelled")]
+    assert variations and all(set(re.findall(r"[a-z]+", p)) & keywords for p in variations)
 
 
 def test_keywords_with_a_prompt_set_without_a_keyword_slot_are_refused(tmp_path: Path) -> None:
