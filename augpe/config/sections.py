@@ -213,6 +213,13 @@ class PEConfig(_Section):
         description="rank: the best-voted parents; prob: drawn in proportion to their votes",
     )
     keep_parents: bool = Field(True, description="parents stay in the next population")
+    in_context: int = Field(
+        0,
+        ge=0,
+        description="show the n best-voted texts of a class (by the iteration's noisy votes: "
+        "post-processing, no privacy cost) as examples before each of its VARIATION requests "
+        "(the prompt set's in_context header); 0 = off. Longer prompts",
+    )
     lookahead: int = Field(0, ge=0, description="d: vote with the mean embedding of d variations")
     lookahead_include_self: bool = Field(
         True, description="lookahead: a candidate's own embedding joins its variations' mean"

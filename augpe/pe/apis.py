@@ -122,7 +122,14 @@ class TextAPIs:
         self.keywords = keywords  # per class, from the DP keyword release (or None)
         self.public = list(public)  # (text, class id): the public seed corpus (data.public_seed)
         self.lengths = lengths  # per class, from the DP length release (or None: random_words)
+        self.examples: dict[int, list[Sample]] = {}  # per class: in-context examples (best-voted)
+        self.n_examples = 0
         self.stats = GenerationStats()
+
+    def show_examples(self, examples: dict[int, list[Sample]], n: int) -> None:
+        """`n` synthetic texts of its class shown before each VARIATION request, from `examples`
+        (best first; chosen by noisy votes: post-processing); never the parent it varies."""
+        self.examples, self.n_examples = examples, n
 
     def _request(self, messages: list[Message], words: int, seed: int) -> GenerationRequest:
         return GenerationRequest(
@@ -215,6 +222,8 @@ class TextAPIs:
         label = self.labels[parent.class_id]
         length = self.cfg.length
         slots = self._keyword_slots(parent.class_id)
+        shown = [s.text for s in self.examples.get(parent.class_id, []) if s.id != parent.id]
+        shown = shown[: self.n_examples]
 
         def build(attempt: int) -> tuple[GenerationRequest, str | None]:
             rng = request_rng(self.seed, iteration, op, stream, slot, attempt)
@@ -222,10 +231,12 @@ class TextAPIs:
             if op == "fill_blanks":
                 p = mask_probability(self.cfg.mask_schedule, iteration)
                 masked = mask_text(parent.text, p, rng)
-                messages = render_fill_blanks(self.prompts, label, masked, words, rng, slots)
+                messages = render_fill_blanks(self.prompts, label, masked, words, rng, slots, shown)
                 echo_ref = masked
             else:
-                messages = render_rephrase(self.prompts, label, parent.text, words, rng, slots)
+                messages = render_rephrase(
+                    self.prompts, label, parent.text, words, rng, slots, shown
+                )
                 echo_ref = parent.text
             return self._request(messages, words, int(rng.integers(2**31 - 1))), echo_ref
 

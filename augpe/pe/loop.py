@@ -86,7 +86,7 @@ def evolve(
         if t < T:
             with timer.stage(t, "generate"):  # 6. VARIATION API on the parents
                 gen = cache.population(
-                    t, partial(next_population, apis, gen, parents, L, settings, t)
+                    t, partial(next_population, apis, gen, parents, L, settings, t, noisy)
                 )
     return output.result()
 
@@ -204,10 +204,32 @@ def select_per_class(
     return chosen
 
 
+def best_voted(
+    samples: list[Sample], noisy: np.ndarray, parents: list[int], n: int
+) -> dict[int, list[Sample]]:
+    """Per class, its `n` parents with the most noisy votes, best first (post-processing)."""
+    out: dict[int, list[Sample]] = {}
+    for i in sorted(dict.fromkeys(parents), key=lambda i: (-float(noisy[i]), i)):
+        group = out.setdefault(samples[i].class_id, [])
+        if len(group) < n:
+            group.append(samples[i])
+    return out
+
+
 def next_population(
-    apis: TextAPIs, gen: Candidates, parents: list[int], L: int, cfg: PEConfig, t: int
+    apis: TextAPIs,
+    gen: Candidates,
+    parents: list[int],
+    L: int,
+    cfg: PEConfig,
+    t: int,
+    noisy: np.ndarray | None = None,
 ) -> Candidates:
-    """VARIATION API on the parents; lookahead variations are reused as children (no re-generation)."""
+    """VARIATION API on the parents; lookahead variations are reused as children (no re-generation).
+    With `pe.in_context`, each class's best-voted parents (`noisy`) are shown in its requests."""
+    if cfg.in_context and noisy is not None:
+        examples = best_voted(gen.samples, noisy, parents, cfg.in_context + 1)
+        apis.show_examples(examples, cfg.in_context)
     n_kids = L - 1 if cfg.keep_parents else L
     kids: list[Sample] = []
     extra: dict[int, list[Sample]] = {}  # children still to generate -> parents needing that many

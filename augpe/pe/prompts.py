@@ -43,11 +43,16 @@ BASE_FIELDS: dict[str, frozenset[str]] = {
     "random": frozenset({"label", "words"}),
     "rephrase": frozenset({"label", "words", "text", "style"}),
     "fill_blanks": frozenset({"label", "words", "masked"}),
+    "in_context": frozenset({"label", "examples"}),
 }
 # A template of this kind that lacks this placeholder cannot do its job.
-_REQUIRED_FIELD = {"rephrase": "text", "fill_blanks": "masked"}
+_REQUIRED_FIELD = {"rephrase": "text", "fill_blanks": "masked", "in_context": "examples"}
 _RESERVED = frozenset({"label", "words", "text", "masked"})
-_TOP_KEYS = frozenset({"name", "description", "system", "random", "rephrase", "fill_blanks"})
+_TOP_KEYS = frozenset(
+    {"name", "description", "system", "random", "rephrase", "fill_blanks", "in_context"}
+)
+DEFAULT_IN_CONTEXT = 'Examples of texts labelled "{label}":\n{examples}\n\n'
+"""How in-context examples (`pe.in_context`) open a VARIATION request, unless the set says."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,7 @@ class PromptSet:
     fill_blanks: FillBlanksPrompts
     source: str = ""
     description: str = ""
+    in_context: str = DEFAULT_IN_CONTEXT  # {label}, {examples}: the best-voted texts, one per line
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,6 +234,15 @@ def _check_template(
         raise r.fail(f"template '{where}' must contain the placeholder {{{need}}}")
 
 
+def _in_context(r: _Reader, raw: Mapping[str, Any]) -> str:
+    """The optional in-context header: {examples} (one per line) and, if it likes, {label}."""
+    if raw.get("in_context") is None:
+        return DEFAULT_IN_CONTEXT
+    header = r.string(raw, "in_context", "in_context")
+    _check_template(r, header, "in_context", "in_context", frozenset())
+    return header
+
+
 def _parse(raw: Any, path: Path) -> PromptSet:
     r = _Reader(path)
     if not isinstance(raw, Mapping):
@@ -298,6 +313,7 @@ def _parse(raw: Any, path: Path) -> PromptSet:
         )
 
     return PromptSet(
+        in_context=_in_context(r, raw),
         name=name,
         system=system.strip(),
         random=RandomPrompts(templates=templates, replacements=replacements),

@@ -42,6 +42,14 @@ def _draw_replacements(
     return drawn
 
 
+def _with_examples(ps: PromptSet, label: str, examples: Sequence[str], user: str) -> str:
+    """`user` after the prompt set's in-context header listing `examples` (none: unchanged)."""
+    if not examples:
+        return user
+    listed = "\n".join(f"- {' '.join(e.split())}" for e in examples)
+    return ps.in_context.format(label=label, examples=listed) + user
+
+
 def _messages(system: str, turns: list[tuple[str, str]], user: str) -> list[Message]:
     msgs: list[Message] = [{"role": "system", "content": system}]
     for u, a in turns:
@@ -81,15 +89,17 @@ def render_rephrase(
     words: int,
     rng: np.random.Generator,
     overrides: Mapping[str, Sequence[str]] | None = None,
+    examples: Sequence[str] = (),
 ) -> list[Message]:
     """A VARIATION API rephrase request for the synthetic ``text``; one style drawn per request
-    (and one value per replacement placeholder the template uses, as in `render_random`)."""
+    (and one value per replacement placeholder the template uses, as in `render_random`).
+    `examples`: synthetic texts of the class shown before the request (`pe.in_context`)."""
     style = _pick(ps.rephrase.styles, rng)
     drawn = _draw_replacements(ps, ps.rephrase.template, "rephrase", rng, overrides)
     user = ps.rephrase.template.format(
         label=label, text=text.strip(), words=_check_words(words), style=style, **drawn
     )
-    return _messages(ps.system, [], user.strip())
+    return _messages(ps.system, [], _with_examples(ps, label, examples, user.strip()))
 
 
 def render_fill_blanks(
@@ -99,6 +109,7 @@ def render_fill_blanks(
     words: int,
     rng: np.random.Generator,
     overrides: Mapping[str, Sequence[str]] | None = None,
+    examples: Sequence[str] = (),
 ) -> list[Message]:
     """A VARIATION API fill-in-the-blanks request, with the few-shot examples as earlier turns.
 
@@ -122,4 +133,4 @@ def render_fill_blanks(
         turns.append((ex_user.strip(), ex.answer.strip()))
     drawn = _draw_replacements(ps, template, "fill_blanks", rng, overrides)
     user = template.format(label=label, masked=masked.strip(), words=_check_words(words), **drawn)
-    return _messages(ps.system, turns, user.strip())
+    return _messages(ps.system, turns, _with_examples(ps, label, examples, user.strip()))

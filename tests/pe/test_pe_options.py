@@ -12,7 +12,7 @@ import pytest
 from fakes.pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_config, write_jsonl
 
 from augpe.errors import ConfigError
-from augpe.pe.loop import vote_classes
+from augpe.pe.loop import best_voted, vote_classes
 from augpe.pe.textops import clean_generation, strip_label_echo, trim_unfinished
 from augpe.privacy.keywords import keyword_histogram, public_vocabulary, select_keywords
 from augpe.privacy.vote import vote_histogram
@@ -396,3 +396,47 @@ def test_soft_output_run_releases_weighted_rows_the_study_rederives(tmp_path: Pa
     assert sorted(released) == sorted((t, c, round(w, 4)) for t, c, w in study)
     corpus = load_run_corpus(result.run_dir)
     assert corpus.weights == [r["weight"] for r in rows]
+
+
+# ---- in-context examples ----------------------------------------------------------------------
+def test_best_voted_keeps_each_classes_top_parents_best_first() -> None:
+    samples = [Sample(f"s{i}", f"text {i}", i % 2, 1, None, "m", "rephrase") for i in range(6)]
+    noisy = np.array([1.0, 9.0, 5.0, 2.0, 7.0, 8.0])
+    got = best_voted(samples, noisy, parents=[0, 2, 4, 1, 3, 4], n=2)
+    assert {c: [s.id for s in ss] for c, ss in got.items()} == {0: ["s4", "s2"], 1: ["s1", "s3"]}
+    assert "s5" not in {s.id for ss in got.values() for s in ss}  # not a parent: never shown
+
+
+def test_in_context_requests_show_the_classes_best_voted_texts_never_the_parent(
+    tmp_path: Path,
+) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", private_rows(80))
+    cfg = small_config(data, tmp_path / "ic", 4.0, pe={"in_context": 2, "iterations": 3})
+    spy = PromptSpy(public_pool(20))
+    pipeline.run(cfg, show_progress=False, llm=spy, embedder=HashEmbedder(32))
+    shown = [p for p in spy.prompts if p.startswith("Examples of texts labelled")]
+    assert shown, "no variation request showed examples"
+    state = tmp_path / "ic" / "state"
+    synthetic = {
+        " ".join(s["text"].split())
+        for f in state.glob("population_*.json")
+        for s in json.loads(f.read_text())["samples"]
+    }
+    for p in shown:
+        head, _, request = p.partition("\n\n")
+        examples = [ln[2:] for ln in head.splitlines()[1:]]
+        assert 1 <= len(examples) <= 2
+        assert all(e in synthetic for e in examples)  # synthetic texts only
+        assert not any(e in request for e in examples)  # never the text being varied
+    first = [p for p in spy.prompts if "Rephrase" in p or "Fill in" in p]
+    assert first  # iteration 0's variations have nothing voted yet: plain requests
+
+
+def test_an_in_context_header_without_examples_is_refused(tmp_path: Path) -> None:
+    from augpe.errors import PromptError
+    from augpe.pe.prompts import load_prompt_set, prompts_dir
+
+    text = (prompts_dir() / "generic.yaml").read_text() + '\nin_context: "Some {label} texts:"\n'
+    (tmp_path / "p.yaml").write_text(text)
+    with pytest.raises(PromptError, match=r"in_context.*\{examples\}"):
+        load_prompt_set(tmp_path / "p.yaml")
