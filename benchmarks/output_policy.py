@@ -7,8 +7,11 @@ Every policy of `pe.output` is post-processing of the noisy votes a run already 
 exactly as the loop would have released it: `released` (the run's own corpus), `all` (the last
 population), `voted` (every candidate of any iteration whose latest noisy vote is >= 2 sigma, or
 >= 1 sigma, and at least one vote: `augpe.pe.select.min_votes_for`, the loop's own rule). With a cross-class vote (`pe.relabel`) a candidate's label is its noisy argmax
-(`augpe.pe.loop.relabel`). Each corpus is scored by the benchmark's fast-tier probe on the real test
-split: accuracy, macro-F1 and ROC AUC. Writes benchmarks/results/<dataset>/<tag>/output-policy.md.
+(`augpe.pe.loop.relabel`); `every candidate` is each text of any iteration once, under its latest
+label, unweighted (one row per text); `eps = 0: iteration 0's population` is the random-API texts
+and their variations before the first vote, the corpus the model writes without private data. Each corpus is scored on the real test split by both
+learners: the fast-tier embedding probe (accuracy, macro-F1, AUC, balanced accuracy) and the
+independent bag-of-words learner (balanced accuracy), weighted where the policy is. Writes benchmarks/results/<dataset>/<tag>/output-policy.md.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from augpe.embed.sentence import SentenceTransformerEmbedder
 from augpe.evaluate.downstream import linear_probe
+from augpe.evaluate.independent import bow_classifier
 from augpe.pe.loop import Candidates, relabel
 from augpe.pe.output import AllVoted, Soft, Voted
 from augpe.pe.select import min_votes_for
@@ -72,6 +76,11 @@ def policies(run: Path, class_names: list[str]) -> dict[str, Corpus]:
         "released": [(r["text"], class_names.index(r["class"]), 1.0) for r in released],
         "all (last population)": [(s.text, s.class_id, 1.0) for s in last],
     }
+    out["every candidate"] = [(s.text, s.class_id, 1.0) for s, _ in latest.voted.values()]
+    first = json.loads((state / "population_00.json").read_text())["samples"]
+    out["eps = 0: iteration 0's population (no private data)"] = [
+        (s["text"], s["class_id"], 1.0) for s in first
+    ]
     for k in (2.0, 1.0):
         least = min_votes_for(sigma, k)
         out[f"voted >= {k:g} sigma"] = [
@@ -101,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     emb = SentenceTransformerEmbedder("default", "cpu", 64, show_progress=False)
     test_emb = emb.encode(list(test[bench.text_column].astype(str)))
     test_y = list(test[col].astype(str))
+    test_texts = list(test[bench.text_column].astype(str))
     rows: dict[str, list[tuple[float, float, float, int]]] = {}
     runs = sorted({Path(r) for pat in args.runs for r in glob.glob(pat)})
     for run in runs:
@@ -116,23 +126,42 @@ def main(argv: list[str] | None = None) -> int:
                 test_y,
                 weights=None if len(set(weights)) == 1 else weights,
             )
+            b = bow_classifier(
+                [t for t, _, _ in corpus],
+                [names[c] for _, c, _ in corpus],
+                test_texts,
+                test_y,
+                weights=None if len(set(weights)) == 1 else weights,
+            )
             key = f"{run.parent.name} | {name}"
-            rows.setdefault(key, []).append((r["accuracy"], r["macro_f1"], r["auc"], len(corpus)))
-            print(run, name, len(corpus), r["accuracy"], r["macro_f1"], r["auc"], flush=True)
+            got = (
+                r["accuracy"],
+                r["macro_f1"],
+                r["auc"] if r["auc"] is not None else float("nan"),
+                r["balanced_accuracy"],
+                b["balanced_accuracy"],
+                len(corpus),
+            )
+            rows.setdefault(key, []).append(got)
+            print(run, name, *got, flush=True)
     lines = [
         f"# Output policies on finished runs ({args.dataset})",
         "",
         "`python benchmarks/output_policy.py " + " ".join(argv or sys.argv[1:]) + "`",
         "",
-        "| runs | policy | seeds | n | accuracy | macro-F1 | AUC |",
-        "|---|---|---|---|---|---|---|",
+        (
+            "| runs | policy | seeds | n | probe accuracy | probe macro-F1 | probe AUC "
+            "| probe bal. acc | bag-of-words bal. acc |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for key, vals in rows.items():
         a = np.asarray(vals, dtype=float)
         m, s = a.mean(axis=0), a.std(axis=0)
         lines.append(
-            f"| {key} | {len(vals)} | {m[3]:.0f} | {m[0]:.3f} ± {s[0]:.3f} "
-            f"| {m[1]:.3f} ± {s[1]:.3f} | {m[2]:.3f} ± {s[2]:.3f} |"
+            f"| {key} | {len(vals)} | {m[5]:.0f} | {m[0]:.3f} ± {s[0]:.3f} "
+            f"| {m[1]:.3f} ± {s[1]:.3f} | {m[2]:.3f} ± {s[2]:.3f} "
+            f"| {m[3]:.3f} ± {s[3]:.3f} | {m[4]:.3f} ± {s[4]:.3f} |"
         )
     (RESULTS / args.dataset / args.tag).mkdir(parents=True, exist_ok=True)
     (RESULTS / args.dataset / args.tag / "output-policy.md").write_text(
