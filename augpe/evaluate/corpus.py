@@ -279,6 +279,12 @@ def random_api_corpus(run_dir: str | Path) -> TextCorpus | None:
     return corpus if len(corpus) else None
 
 
+def dp_shaped_random_api(run_dir: str | Path) -> str:
+    """Which DP releases the run's RANDOM API used ("keywords", "lengths", both joined), or ""."""
+    privacy = RunFolder.open(run_dir).config().get("privacy") or {}
+    return " and ".join(k for k in ("keywords", "lengths") if privacy.get(k))
+
+
 def population_corpora(run_dir: str | Path) -> list[tuple[int, TextCorpus]]:
     """(t, population voted on after t votes) for t = 0..T-1, from state/population_tt.json."""
     info = run_info(run_dir)

@@ -32,6 +32,7 @@ from augpe.evaluate.cache import (
 )
 from augpe.evaluate.corpus import (
     TextCorpus,
+    dp_shaped_random_api,
     is_run_dir,
     load_corpus,
     load_run_corpus,
@@ -258,6 +259,12 @@ def evaluate(  # noqa: C901 - one linear report, each optional step a few lines
         eps0 = random_api_corpus(run.run_dir)
         if eps0 is not None:
             entries.append(("eps=0 (random API)", "baseline", eps0))
+            if shaped := dp_shaped_random_api(run.run_dir):
+                notes.append(
+                    f"the eps=0 baseline's RANDOM API used this run's DP {shaped} release: it is "
+                    "the population before the first vote, not an eps = 0 corpus, and the gap "
+                    "closed against it understates what the private data added"
+                )
         else:
             notes.append(
                 "eps=0 baseline unavailable: the run folder has no state/population_00.json"

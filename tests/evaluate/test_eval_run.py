@@ -65,6 +65,20 @@ def test_eps0_baseline_is_the_random_api_samples_of_population_00(files: dict[st
     assert c.labels["score"] == [names[s["class_id"]] for s in randoms]
 
 
+def test_a_baseline_written_with_dp_keywords_is_said_not_to_be_eps0(files: dict[str, Path]) -> None:
+    import yaml
+
+    plain = evaluate(files["run"], files["test"], embedder=BagEmbedder())
+    assert not any("not an eps = 0 corpus" in n for n in plain["notes"])
+    cfg_path = files["run"] / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["privacy"].update(keywords=True, lengths=True)
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    shaped = evaluate(files["run"], files["test"], embedder=BagEmbedder())
+    note = [n for n in shaped["notes"] if "not an eps = 0 corpus" in n]
+    assert len(note) == 1 and "DP keywords and lengths release" in note[0]
+
+
 def test_embeds_the_real_test_set_once(files: dict[str, Path]) -> None:
     emb = BagEmbedder()
     evaluate(files["run"], files["test"], embedder=emb, options=EvalOptions(per_iteration=False))
