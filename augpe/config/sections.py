@@ -91,9 +91,11 @@ class PrivacyConfig(_Section):
         "A dataset larger than the bound is an error",
     )
     class_counts: Literal["dp", "uniform", "public"] = Field(
-        "dp",
-        description="dp: spend class_count_share of the budget on noisy class sizes; "
-        "uniform: equal share per class; public: use public_class_fractions",
+        "uniform",
+        description="how the samples are shared among the classes. uniform: equally (no budget "
+        "spent; a small class gets as many texts as a large one, which every learner needs to "
+        "learn it); dp: in proportion to noisy class sizes (class_count_share of the budget); "
+        "public: public_class_fractions",
     )
     class_count_share: float = Field(
         0.05, gt=0.0, lt=1.0, description="share of mu^2 for the DP class counts (class_counts: dp)"
