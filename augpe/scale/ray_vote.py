@@ -132,7 +132,7 @@ class ShardedVote:
         n = int(private_emb.shape[0])
         self.rows = shard_rows(n, execution.vote_shards or execution.replicas, user_ids)
         self._actor = ray.remote(_Shard)
-        # Round-robin over the alive nodes (soft: Ray may place a shard elsewhere if it must).
+        # Round-robin over the alive nodes.
         # SPREAD alone does not spread actors that reserve no CPU, and the point of sharding is
         # to spread the private embeddings' memory and the search over the machines.
         self._nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
@@ -152,7 +152,11 @@ class ShardedVote:
         users = None if self._users is None else self._users[sl]
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        where = NodeAffinitySchedulingStrategy(self._nodes[s % len(self._nodes)], soft=True)
+        # A shard that reserves nothing fits any alive node: pin it there (a soft affinity can
+        # fall back to the driver's node while the raylets still exchange resource views). One
+        # that reserves CPUs or GPUs may land elsewhere if its node lacks them.
+        reserves = self.execution.vote_num_cpus > 0 or self.execution.vote_num_gpus > 0
+        where = NodeAffinitySchedulingStrategy(self._nodes[s % len(self._nodes)], soft=reserves)
         # ray.put of a slice view sends it without another copy on the driver
         return self._actor.options(
             num_cpus=self.execution.vote_num_cpus,

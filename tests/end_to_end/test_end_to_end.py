@@ -66,7 +66,13 @@ class SpyLLM(BaseLLM):
 def make_config(csv: Path, out: Path, **overrides):
     raw = {
         "data": {"path": str(csv), "text_column": "review", "label_columns": ["score"]},
-        "privacy": {"epsilon": 1.0, "noise_seed": 1234, "population_bound": 40},
+        # DP class sizes (not the default): the run exercises that release end to end too
+        "privacy": {
+            "epsilon": 1.0,
+            "noise_seed": 1234,
+            "population_bound": 40,
+            "class_counts": "dp",
+        },
         "generation": {
             "prompts": "amazon_food",
             "label_descriptions": {"great": "positive, 5 stars", "other": "negative, 1 or 2 stars"},
