@@ -263,7 +263,8 @@ BACKEND_CONFIGS: dict[str, type[GenerationBase]] = {
 """generation.backend -> the settings it takes (the registry of backend configs)."""
 
 
-def _backend_of_member(v: Any) -> str:
+def _backend_of(v: Any) -> str:
+    """The `backend` tag of a generation section or mixture entry (default embedded)."""
     return str(v.get("backend", "embedded") if isinstance(v, dict) else getattr(v, "backend", ""))
 
 
@@ -301,16 +302,12 @@ MIXTURE_MEMBERS: dict[str, type[_Member]] = {
 
 MixtureMember: Any = Annotated[
     Union[tuple(Annotated[m, Tag(b)] for b, m in MIXTURE_MEMBERS.items())],  # noqa: UP007
-    Discriminator(_backend_of_member),
+    Discriminator(_backend_of),
 ]
 """One `generation.mixture` entry: typed per backend (default embedded), with its weight."""
 _MODELS: list[type[GenerationBase]] = [GenerationBase, *BACKEND_CONFIGS.values()]
 for _model in _MODELS:
     _model.model_rebuild()
-
-
-def _backend_of(v: Any) -> str:
-    return str(v.get("backend", "embedded") if isinstance(v, dict) else getattr(v, "backend", ""))
 
 
 GenerationConfig = Annotated[

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,11 @@ class CachedEmbedder:
         return np.stack([self._cache[t] for t in texts]).astype(np.float32)
 
 
+def _on_unless(flag: str, help: str) -> Any:
+    """A setting on by default that the command-line `flag` (--no-...) turns off."""
+    return field(default=True, metadata={"flag": flag, "negate": True, "help": help})
+
+
 @dataclass
 class EvalOptions:
     """What to measure. The defaults are the fast CPU evaluation (seconds to a minute): the
@@ -63,16 +69,12 @@ class EvalOptions:
     )
     # The bag-of-words learner ("bow" tier, augpe.evaluate.independent): on by default, because
     # it is the one measurement the pipeline's own embedding space cannot flatter.
-    independent: bool = field(
-        default=True,
-        metadata={
-            "flag": "--no-independent",
-            "negate": True,
-            "help": "skip the independent bag-of-words learner (TF-IDF word 1-2-grams + logistic "
-            "regression, fixed settings), which is on by default: it shares no feature space with "
-            "the pipeline, whereas the embedding probe reads the very embeddings the private "
-            "records vote in (and, with privacy.centroids, the space that labels the corpus)",
-        },
+    independent: bool = _on_unless(
+        "--no-independent",
+        "skip the independent bag-of-words learner (TF-IDF word 1-2-grams + logistic "
+        "regression, fixed settings), which is on by default: it shares no feature space with "
+        "the pipeline, whereas the embedding probe reads the very embeddings the private "
+        "records vote in (and, with privacy.centroids, the space that labels the corpus)",
     )
     curve_draws: int = field(
         default=5,
@@ -90,18 +92,8 @@ class EvalOptions:
             "help": "also next-word prediction (the PubMed protocol)",
         },
     )
-    fidelity: bool = field(
-        default=True,
-        metadata={
-            "flag": "--no-fidelity",
-            "negate": True,
-            "help": "skip FID / MAUVE / precision / recall",
-        },
-    )
-    per_iteration: bool = field(
-        default=True,
-        metadata={"flag": "--no-iterations", "negate": True, "help": "skip per-iteration metrics"},
-    )
+    fidelity: bool = _on_unless("--no-fidelity", "skip FID / MAUVE / precision / recall")
+    per_iteration: bool = _on_unless("--no-iterations", "skip per-iteration metrics")
     knn_k: int = field(
         default=3, metadata={"flag": "--knn-k", "help": "k of the k-NN precision / recall"}
     )
@@ -122,9 +114,7 @@ class EvalOptions:
             "training corpus)",
         },
     )
-    plots: bool = field(
-        default=True, metadata={"flag": "--no-plots", "negate": True, "help": "no plots"}
-    )
+    plots: bool = _on_unless("--no-plots", "no plots")
     embedding_model: str | None = field(
         default=None,
         metadata={
