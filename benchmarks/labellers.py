@@ -21,7 +21,20 @@ nothing they compute is written anywhere but the results table.
   the class counts (DP: at the run's class-count sigma) and the private second moment `sum x x^T`
   (sensitivity 1 for unit x), eigenvalues floored at `--shrink` x the largest. The DP row puts the run's centroid sigma on both, which would cost a
   second centroid share of the budget.
+- `nearest mean (DP)`: post-processing of the same centroid release, no extra budget: each class's
+  mean is its noisy sum's direction at the synthetic texts' mean norm; a text goes to the nearest
+  mean in Euclidean distance after both are centred on the synthetic texts' mean (public), with
+  equal priors (what balanced accuracy rewards).
+- `LDA (DP sums, public covariance)`: the same means with the covariance of the run's released
+  texts' embeddings (public: post-processing), eigenvalues floored at `--shrink` x the largest.
+- `centroid ranked`: `privacy.centroid_labels: ranked` (`augpe.privacy.centroids.ranked_centroid`):
+  each class keeps a fixed number of the texts (even sizes, as uniform class counts generate; or
+  the private class shares, as dp class counts generate) and the centroids decide which.
 - `oracle`: a logistic regression trained on the clean private embeddings (not private).
+
+Every labeller is scored by two learners trained on the relabelled texts: the embedding probe
+(balanced accuracy, accuracy, macro-F1) and the bag-of-words learner (balanced accuracy), and by
+its own balanced accuracy on the real test split.
 """
 
 from __future__ import annotations
@@ -42,6 +55,9 @@ sys.path.insert(0, str(ROOT))
 from augpe.config import load_config
 from augpe.embed import make_embedder
 from augpe.evaluate.downstream import linear_probe
+from augpe.evaluate.independent import bow_classifier
+from augpe.evaluate.scores import balanced_accuracy
+from augpe.privacy.centroids import ranked_centroid
 from benchmarks.bench_data import load_benchmark
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -71,6 +87,23 @@ def lda(sums: np.ndarray, second: np.ndarray, counts: np.ndarray, shrink: float)
     return lambda x: np.argmax(x @ a.T + b, axis=1)
 
 
+def public_lda(noisy_sums: np.ndarray, synth: np.ndarray, shrink: float | None) -> Labeller:
+    """Post-processing of a centroid release: class means from the noisy sums' directions at the
+    synthetic texts' mean norm, centred on the synthetic mean; with `shrink`, the synthetic texts'
+    covariance (public) whitens the space (LDA, equal priors), else identity (nearest mean)."""
+    centre = synth.mean(axis=0)
+    mu = unit(noisy_sums) * np.linalg.norm(centre) - centre
+    if shrink is None:
+        a = mu
+    else:
+        cov = np.cov(synth.T)
+        vals, vecs = np.linalg.eigh((cov + cov.T) / 2)
+        vals = np.maximum(vals, shrink * vals.max())
+        a = mu @ (vecs / vals) @ vecs.T
+    b = -0.5 * np.einsum("cd,cd->c", a, mu)
+    return lambda x: np.argmax((x - centre) @ a.T + b, axis=1)
+
+
 def calibrated_threshold(
     sums: np.ndarray, priv: np.ndarray, priv_y: np.ndarray, synth: np.ndarray, sigma: float, rng
 ) -> Labeller:
@@ -90,12 +123,10 @@ def calibrated_threshold(
     return lambda x: (score(x) >= t).astype(int)
 
 
-def ledger_sigma(run: Path, kind: str) -> float:
+def ledger_sigma(run: Path, kind: str) -> float | None:
     events = json.loads((run / "ledger.json").read_text())["events"]
     found = [e["sigma"] for e in events if e["kind"] == kind]
-    if not found:
-        raise SystemExit(f"{run}: no {kind} release in its ledger.json")
-    return float(found[0])
+    return float(found[0]) if found else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,6 +138,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--draws", type=int, default=3, help="noise draws per DP labeller and run")
     p.add_argument("--shrink", type=float, default=0.1, help="LDA eigenvalue floor, x the largest")
+    p.add_argument(
+        "--sigma",
+        type=float,
+        default=None,
+        help="centroid sigma for runs that made no centroid release (centroid_share 0.2 at"
+        " eps 1 over 3 votes: about 7.77)",
+    )
+    p.add_argument(
+        "--public-shrink",
+        type=float,
+        nargs="*",
+        default=[0.05, 0.2],
+        help="eigenvalue floors of the public-covariance LDA rows",
+    )
     p.add_argument(
         "--hist-sigma", type=float, default=15.6, help="noise on the threshold histogram"
     )
@@ -125,7 +170,6 @@ def main(argv: list[str] | None = None) -> int:
     priv_y = np.array([names.index(v) for v in train[col].astype(str)])
     test_x = unit(emb.encode(list(test[bench.text_column].astype(str))))
     test_y = list(test[col].astype(str))
-    test_i = np.array([names.index(v) for v in test_y])
     k = len(names)
     sums = np.stack([priv[priv_y == c].sum(0) for c in range(k)])
     second = priv.T @ priv
@@ -133,24 +177,33 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.linear_model import LogisticRegression
 
     oracle = LogisticRegression(C=10.0, max_iter=5000).fit(priv, priv_y)
-    rows: dict[str, list[tuple[float, float, float, float]]] = {}
+    rows: dict[str, list[tuple[float, ...]]] = {}
     sigmas: list[float] = []
+    test_texts = list(test[bench.text_column].astype(str))
 
-    def score(name: str, x: np.ndarray, weights: list[float], labels: np.ndarray, f: Labeller):
-        r = linear_probe(x, [names[c] for c in labels], test_x, test_y, weights=weights)
-        own = float((f(test_x) == test_i).mean())
-        rows.setdefault(name, []).append((r["accuracy"], r["macro_f1"], r["auc"] or 0.0, own))
+    def learners(x, texts, weights, labels) -> tuple[float, ...]:
+        y = [names[c] for c in labels]
+        r = linear_probe(x, y, test_x, test_y, weights=weights)
+        b = bow_classifier(texts, y, test_texts, test_y, weights=weights)
+        return (r["balanced_accuracy"], r["accuracy"], r["macro_f1"], b["balanced_accuracy"])
+
+    def own_score(f: Labeller) -> float:
+        return balanced_accuracy([names[c] for c in f(test_x)], test_y)
+
+    def score(name, x, texts, weights, labels, f: Labeller | None) -> None:
+        own = np.nan if f is None else own_score(f)  # ranked labels exist only for the corpus
+        rows.setdefault(name, []).append((*learners(x, texts, weights, labels), own))
 
     for i, run in enumerate(runs):
         released = [json.loads(line) for line in (run / "synthetic.jsonl").read_text().splitlines()]
         x = unit(emb.encode([r["text"] for r in released]))
         w = [float(r.get("weight") or 1.0) for r in released]
+        texts = [r["text"] for r in released]
         given = np.array([names.index(r["class"]) for r in released])
-        r = linear_probe(x, [names[c] for c in given], test_x, test_y, weights=w)
-        rows.setdefault("released", []).append(
-            (r["accuracy"], r["macro_f1"], r["auc"] or 0.0, np.nan)
-        )
-        sigma = ledger_sigma(run, "centroids")
+        rows.setdefault("released", []).append((*learners(x, texts, w, given), np.nan))
+        sigma = ledger_sigma(run, "centroids") or args.sigma
+        if sigma is None:
+            raise SystemExit(f"{run}: no centroids release in its ledger.json: give --sigma")
         count_sigma = ledger_sigma(run, "class_counts")
         fixed = {
             "centroid (clean; not private)": centroid(sums),
@@ -160,27 +213,54 @@ def main(argv: list[str] | None = None) -> int:
             "oracle: logistic regression on the private records (not private)": oracle.predict,
         }
         for name, f in fixed.items():
-            score(name, x, w, f(x), f)
+            score(name, x, texts, w, f(x), f)
+        even = np.bincount(np.arange(len(x)) % k, minlength=k)  # what uniform class counts give
+        shares = np.floor(counts / counts.sum() * len(x)).astype(int)  # ~ what dp counts give
+        shares[np.argmax(shares)] += len(x) - shares.sum()
+        score(
+            "centroid ranked, even sizes (clean; not private)",
+            x,
+            texts,
+            w,
+            ranked_centroid(x, sums, even),
+            None,
+        )
         for draw in range(args.draws):
             rng = np.random.default_rng([i, draw, 41])  # fresh noise per run and draw
             noisy = sums + rng.normal(0.0, sigma, sums.shape)
             g = rng.normal(0.0, sigma, second.shape)
             noisy_second = second + np.triu(g) + np.triu(g, 1).T
-            noisy_counts = counts + rng.normal(0.0, count_sigma, counts.shape)
             dp = {
                 "centroid (DP, redrawn at the run's centroid sigma)": centroid(noisy),
-                "LDA (DP: sums and sum x x^T at that sigma; a second centroid share)": lda(
-                    noisy, noisy_second, noisy_counts, args.shrink
+                "nearest mean (DP, centred on the synthetic mean; same release)": public_lda(
+                    noisy, x, None
                 ),
             }
+            ranked = {
+                "centroid ranked, even sizes (DP; same release)": even,
+                "centroid ranked, the private class shares (DP; as dp class counts give)": shares,
+            }
+            for name, sizes in ranked.items():
+                score(name, x, texts, w, ranked_centroid(x, noisy, sizes), None)
+            for shrink in args.public_shrink:
+                dp[f"LDA (DP sums, public covariance, shrink {shrink:g}; same release)"] = (
+                    public_lda(noisy, x, shrink)
+                )
+            if count_sigma is not None:
+                noisy_counts = counts + rng.normal(0.0, count_sigma, counts.shape)
+                dp["LDA (DP: sums and sum x x^T at that sigma; a second centroid share)"] = lda(
+                    noisy, noisy_second, noisy_counts, args.shrink
+                )
             if k == 2:
                 dp[f"centroid + DP threshold (histogram sigma {args.hist_sigma:g})"] = (
                     calibrated_threshold(noisy, priv, priv_y, x, args.hist_sigma, rng)
                 )
             for name, f in dp.items():
-                score(name, x, w, f(x), f)
+                score(name, x, texts, w, f(x), f)
         sigmas.append(sigma)
-        print(run, {n: round(v[-1][0], 3) for n, v in rows.items()}, flush=True)
+        print(
+            run, {n: (round(v[-1][0], 3), round(v[-1][3], 3)) for n, v in rows.items()}, flush=True
+        )
     lines = [
         f"# Labellers on the released texts of finished runs ({args.dataset}, {args.tag})",
         "",
@@ -191,18 +271,25 @@ def main(argv: list[str] | None = None) -> int:
         (
             f"{len(runs)} runs (centroid sigma {', '.join(f'{x:.2f}' for x in sigmas)}); DP rows:"
             f" {args.draws} noise draws per run. Probe: the fast tier"
-            " trained on the run's released texts and weights with these labels, scored on the"
-            " real test split. Labeller on test: the labeller itself on the real test split."
+            " and the bag-of-words learner trained on the run's released texts and weights with"
+            " these labels, scored on the real test split. Labeller on test: the labeller itself"
+            " on the real test split. bal = balanced accuracy."
         ),
         "",
-        "| labeller | probe accuracy | macro-F1 | AUC | labeller on test |",
-        "|---|---|---|---|---|",
+        (
+            "| labeller | probe bal | probe accuracy | probe macro-F1 | bag-of-words bal"
+            " | labeller on test (bal) |"
+        ),
+        "|---|---|---|---|---|---|",
     ]
     for name, vals in rows.items():
         a = np.asarray(vals, dtype=float)
         m, s = a.mean(axis=0), a.std(axis=0)
-        own = "-" if np.isnan(m[3]) else f"{m[3]:.3f}"
-        lines.append(f"| {name} | {m[0]:.3f} ± {s[0]:.3f} | {m[1]:.3f} | {m[2]:.3f} | {own} |")
+        own = "-" if np.isnan(m[4]) else f"{m[4]:.3f}"
+        lines.append(
+            f"| {name} | {m[0]:.3f} ± {s[0]:.3f} | {m[1]:.3f} | {m[2]:.3f}"
+            f" | {m[3]:.3f} ± {s[3]:.3f} | {own} |"
+        )
     (RESULTS / args.dataset / args.tag).mkdir(parents=True, exist_ok=True)
     (RESULTS / args.dataset / args.tag / "labellers.md").write_text(
         "\n".join(lines) + "\n", encoding="utf-8"

@@ -139,6 +139,14 @@ class PrivacyConfig(_Section):
     centroid_share: float = Field(
         0.2, gt=0.0, lt=1.0, description="share of mu^2 for the class centroids"
     )
+    centroid_labels: Literal["nearest", "ranked"] = Field(
+        "nearest",
+        description="how the DP centroids label the corpus (post-processing, no budget): nearest: "
+        "each text the class whose noisy centroid is nearest in cosine; ranked: each class keeps "
+        "as many texts as the run generated for it and the centroids decide which (the "
+        "assignment with the largest total cosine), so a thin boundary cannot pour the corpus "
+        "into one class",
+    )
     public_class_fractions: dict[str, float] | None = Field(
         None, description="class_counts: public: each class's PUBLIC share of the samples"
     )

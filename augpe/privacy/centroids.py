@@ -5,6 +5,9 @@ Why: the vote labels a synthetic text by the private records *nearest* to it, a 
 label. When a class boundary is a direction in embedding space rather than a set of clusters
 (sentiment, "5 stars or not"), local labels are noisy even without noise. The centroids see the
 whole class: cosine to each class's sum of private embeddings is a linear classifier.
+Two labellers read the release: `nearest_centroid` (each text its nearest noisy centroid) and
+`ranked_centroid` (each class keeps the number of texts the run generated for it; the centroids
+decide which texts those are).
 
 Sensitivity. Each record's embedding is scaled to unit L2 norm and added to its own class's row
 of a (classes x dim) matrix: one record moves the matrix by exactly 1 in L2 (Frobenius). User
@@ -19,7 +22,9 @@ import numpy as np
 
 from augpe.privacy.vote import check_finite, per_user_weights
 
-__all__ = ["class_embedding_sums", "nearest_centroid"]
+__all__ = ["centroid_labels", "class_embedding_sums", "nearest_centroid", "ranked_centroid"]
+
+ASSIGN_BLOCK = 4000  # texts per exact assignment: its cost matrix is block x block floats
 
 
 def class_embedding_sums(
@@ -47,8 +52,56 @@ def nearest_centroid(synthetic_emb: np.ndarray, noisy_sums: np.ndarray) -> np.nd
 
     Cosine to the noisy *sum* needs no (noisy) class size: a small class's direction is noisier,
     not shrunk."""
+    return np.argmax(_cosines(synthetic_emb, noisy_sums), axis=1)
+
+
+def ranked_centroid(
+    synthetic_emb: np.ndarray, noisy_sums: np.ndarray, sizes: np.ndarray
+) -> np.ndarray:
+    """Post-processing: class c gets exactly `sizes[c]` of the texts, those whose cosine to its
+    noisy centroid the best assignment gives it (maximum total cosine under the sizes).
+
+    Why: the noisy centroids of a thin class boundary (sentiment) are close; nearest-centroid
+    then pours most texts into one class and a learner trained on the corpus sees few of the
+    other. Keeping the sizes the run generated (uniform, public or DP class counts: no private
+    data) and letting the centroids rank the texts keeps every class taught. With two classes
+    this is: the sizes[1] texts with the largest cos(x, c1) - cos(x, c0) are class 1. Exact by a
+    linear assignment; above `ASSIGN_BLOCK` texts, in interleaved blocks, each exact."""
+    from scipy.optimize import linear_sum_assignment
+
+    cos = _cosines(synthetic_emb, noisy_sums)
+    sizes = np.asarray(sizes, dtype=int)
+    if sizes.shape != (cos.shape[1],) or (sizes < 0).any() or sizes.sum() != cos.shape[0]:
+        raise ValueError(
+            f"ranked_centroid: sizes {sizes.tolist()} must give each of the {cos.shape[1]} "
+            f"classes a count >= 0, summing to the {cos.shape[0]} texts"
+        )
+    slots = np.repeat(np.arange(len(sizes)), sizes)  # one column per place in a class
+    out = np.empty(cos.shape[0], dtype=int)
+    blocks = max(1, -(-cos.shape[0] // ASSIGN_BLOCK))
+    for b in range(blocks):  # rows and slots taken with the same stride: equal numbers
+        rows, cols = np.arange(b, cos.shape[0], blocks), slots[b::blocks]
+        r, c = linear_sum_assignment(cos[np.ix_(rows, cols)], maximize=True)
+        out[rows[r]] = cols[c]
+    return out
+
+
+def centroid_labels(
+    how: str, synthetic_emb: np.ndarray, noisy_sums: np.ndarray, generated: np.ndarray
+) -> np.ndarray:
+    """The corpus's labels from the centroid release (`privacy.centroid_labels`): `nearest`, or
+    `ranked` keeping the class sizes of `generated` (each text's generated class id)."""
+    if how == "nearest":
+        return nearest_centroid(synthetic_emb, noisy_sums)
+    if how == "ranked":
+        sizes = np.bincount(np.asarray(generated, dtype=int), minlength=len(noisy_sums))
+        return ranked_centroid(synthetic_emb, noisy_sums, sizes)
+    raise ValueError(f"privacy.centroid_labels: {how!r} is not nearest or ranked")
+
+
+def _cosines(synthetic_emb: np.ndarray, noisy_sums: np.ndarray) -> np.ndarray:
     s = np.asarray(noisy_sums, dtype=np.float64)
     s = s / np.maximum(np.linalg.norm(s, axis=1, keepdims=True), 1e-12)
     e = np.asarray(synthetic_emb, dtype=np.float64)
     e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-    return np.argmax(e @ s.T, axis=1)
+    return e @ s.T

@@ -21,7 +21,7 @@ from augpe.pe.loop import evolve
 from augpe.pe.output import make_output
 from augpe.pe.prompts import PromptSet, load_prompt_set
 from augpe.pe.select import class_sizes, min_votes_for
-from augpe.privacy.centroids import nearest_centroid
+from augpe.privacy.centroids import centroid_labels
 from augpe.privacy.ledger import Ledger
 from augpe.privacy.mechanism import RunSecret
 from augpe.privacy.plan import PrivacySettings, planned_releases
@@ -33,7 +33,7 @@ from augpe.privacy.session import (
     release_centroids,
 )
 from augpe.records.data import PrivateData, load_private_data, load_public_seed
-from augpe.records.sample import corpus_record
+from augpe.records.sample import class_array, corpus_record
 from augpe.runner.checks import check_run
 from augpe.runner.components import (
     build_components,
@@ -193,7 +193,12 @@ def _run_loaded(
     if plan.centroids is not None:  # the corpus's labels: the DP class centroids (one release)
         sums = release_centroids(plan.centroids, dp.mechanism, data, private.get)
         result = result.relabelled(
-            lambda s: nearest_centroid(embedder.encode([x.text for x in s], "embed output"), sums)
+            lambda s: centroid_labels(
+                cfg.privacy.centroid_labels,
+                embedder.encode([x.text for x in s], "embed output"),
+                sums,
+                class_array(s),  # the classes the texts were generated for
+            )
         )
     ledger.assert_within_target()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -11,8 +12,9 @@ from fakes.pe import FakeLLM, HashEmbedder, private_rows, small_config, write_js
 from augpe.config import load_config
 from augpe.embed.knn import NonFiniteEmbedding
 from augpe.pe.output import Soft, Voted
+from augpe.privacy import centroids as centroid_module
 from augpe.privacy.accounting import calibrate_sigma
-from augpe.privacy.centroids import class_embedding_sums, nearest_centroid
+from augpe.privacy.centroids import class_embedding_sums, nearest_centroid, ranked_centroid
 from augpe.privacy.plan import PrivacySettings, vote_releases
 from augpe.records.sample import Sample
 from augpe.release.export import release, release_dataset
@@ -60,6 +62,49 @@ def test_nearest_centroid_is_cosine_to_each_class_sum_whatever_its_size() -> Non
     emb = np.array([[1.0, 0.2], [0.1, 1.0], [5.0, 4.0], [-1.0, 0.0]])
     assert nearest_centroid(emb, sums).tolist() == [0, 1, 0, 1]  # [-1, 0] points away from 0
     assert nearest_centroid(emb, sums * 7.0).tolist() == [0, 1, 0, 1]
+
+
+def test_ranked_with_two_classes_gives_class_1_the_texts_leaning_most_towards_it() -> None:
+    rng = np.random.default_rng(3)
+    emb = rng.normal(0.0, 0.05, size=(40, 6)) + [1.0, 0, 0, 0, 0, 0]  # all near class 0's sum
+    sums = np.array([[40.0, 0, 0, 0, 0, 0], [30.0, 15.0, 0, 0, 0, 0]])
+    cos = (emb / np.linalg.norm(emb, axis=1, keepdims=True)) @ (
+        sums / np.linalg.norm(sums, axis=1, keepdims=True)
+    ).T
+    for size1 in (0, 7, 20, 40):
+        got = ranked_centroid(emb, sums, np.array([40 - size1, size1]))
+        assert np.bincount(got, minlength=2).tolist() == [40 - size1, size1]
+        lean = cos[:, 1] - cos[:, 0]
+        assert set(np.flatnonzero(got == 1)) == set(np.argsort(-lean)[:size1])
+    # nearest-centroid puts these texts in one class; ranked keeps the sizes asked for
+    assert len(set(nearest_centroid(emb, sums).tolist())) == 1
+
+
+def test_ranked_is_the_best_assignment_under_the_sizes() -> None:
+    rng = np.random.default_rng(4)
+    emb, sums, sizes = rng.normal(size=(7, 4)), rng.normal(size=(3, 4)), np.array([3, 0, 4])
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    cos = unit @ (sums / np.linalg.norm(sums, axis=1, keepdims=True)).T
+    got = ranked_centroid(emb, sums, sizes)
+    best = max(
+        cos[np.arange(7), list(p)].sum() for p in set(itertools.permutations([0, 0, 0, 2, 2, 2, 2]))
+    )
+    assert np.bincount(got, minlength=3).tolist() == sizes.tolist()
+    assert cos[np.arange(7), got].sum() == pytest.approx(best, abs=1e-12)
+
+
+def test_ranked_in_blocks_keeps_the_sizes_exactly(monkeypatch) -> None:
+    rng = np.random.default_rng(5)
+    emb, sums, sizes = rng.normal(size=(50, 4)), rng.normal(size=(3, 4)), np.array([11, 25, 14])
+    whole = ranked_centroid(emb, sums, sizes)
+    monkeypatch.setattr(centroid_module, "ASSIGN_BLOCK", 8)
+    blocked = ranked_centroid(emb, sums, sizes)
+    assert np.bincount(blocked, minlength=3).tolist() == sizes.tolist()
+    assert (blocked == whole).mean() > 0.6  # blocks of 8 approximate the whole assignment
+    with pytest.raises(ValueError, match="summing to the 50 texts"):
+        ranked_centroid(emb, sums, np.array([11, 25, 13]))
+    with pytest.raises(ValueError, match="each of the 3 classes"):
+        ranked_centroid(emb, sums, np.array([25, 25]))
 
 
 def _s(sid: str, text: str, c: int) -> Sample:
@@ -143,6 +188,27 @@ def test_a_run_books_the_centroids_labels_its_corpus_with_them_and_a_resume_reus
     card = (tmp_path / "dataset" / "README.md").read_text(encoding="utf-8")
     assert "1 class-centroid release" in card and "DP centroid" in card
     assert "each text once, weighted by the noisy votes" in card
+
+
+def test_a_run_with_ranked_centroid_labels_keeps_the_class_sizes_it_generated(tmp_path) -> None:
+    data = write_jsonl(tmp_path / "private.jsonl", private_rows(60))
+    cfg = small_config(
+        data,
+        tmp_path / "run",
+        privacy={"centroids": True, "centroid_labels": "ranked"},
+        pe={"iterations": 2, "samples": 8, "variations": 2, "output": "all"},
+    )
+    result = pipeline.run(cfg, show_progress=False, llm=FakeLLM(), embedder=HashEmbedder(32))
+    stored = json.loads((result.run_dir / "state" / "centroids.json").read_text())
+    last = max((result.run_dir / "state").glob("population_*.json"))  # output: all
+    generated = [s["class_id"] for s in json.loads(last.read_text())["samples"]]
+    sizes = np.bincount(generated, minlength=2)
+    rows = [json.loads(x) for x in result.corpus_path.read_text().splitlines()]
+    assert [sum(r["class"] == c for r in rows) for c in stored["tag"]] == sizes.tolist()
+    want = ranked_centroid(
+        HashEmbedder(32).encode([r["text"] for r in rows]), stored["noisy"], sizes
+    )
+    assert [r["class"] for r in rows] == [stored["tag"][c] for c in want]
 
 
 def test_without_centroids_no_release_is_made_and_the_budget_share_is_a_setting(tmp_path) -> None:
