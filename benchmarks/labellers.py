@@ -59,6 +59,7 @@ from augpe.evaluate.independent import bow_classifier
 from augpe.evaluate.scores import balanced_accuracy
 from augpe.privacy.centroids import ranked_centroid
 from benchmarks.bench_data import load_benchmark
+from benchmarks.output_policy import policies
 
 RESULTS = ROOT / "benchmarks" / "results"
 Labeller = Callable[[np.ndarray], np.ndarray]  # unit embeddings -> class ids
@@ -139,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--draws", type=int, default=3, help="noise draws per DP labeller and run")
     p.add_argument("--shrink", type=float, default=0.1, help="LDA eigenvalue floor, x the largest")
     p.add_argument(
+        "--corpus",
+        choices=("released", "every"),
+        default="released",
+        help="the texts relabelled: the run's released corpus (its weights), or every candidate"
+        " of any iteration once, unweighted (pe.output voted, pe.min_votes -inf)",
+    )
+    p.add_argument(
         "--sigma",
         type=float,
         default=None,
@@ -195,12 +203,20 @@ def main(argv: list[str] | None = None) -> int:
         rows.setdefault(name, []).append((*learners(x, texts, weights, labels), own))
 
     for i, run in enumerate(runs):
-        released = [json.loads(line) for line in (run / "synthetic.jsonl").read_text().splitlines()]
-        x = unit(emb.encode([r["text"] for r in released]))
-        w = [float(r.get("weight") or 1.0) for r in released]
-        texts = [r["text"] for r in released]
-        given = np.array([names.index(r["class"]) for r in released])
-        rows.setdefault("released", []).append((*learners(x, texts, w, given), np.nan))
+        if args.corpus == "released":
+            released = [
+                json.loads(line) for line in (run / "synthetic.jsonl").read_text().splitlines()
+            ]
+            texts = [r["text"] for r in released]
+            w = [float(r.get("weight") or 1.0) for r in released]
+            given = np.array([names.index(r["class"]) for r in released])
+        else:  # each candidate of any iteration once, under its latest vote label, unweighted
+            every = policies(run, names)["every candidate"]
+            texts, given, w = [t for t, _, _ in every], np.array([c for _, c, _ in every]), None
+        x = unit(emb.encode(texts))
+        rows.setdefault(f"{args.corpus} (its own labels)", []).append(
+            (*learners(x, texts, w, given), np.nan)
+        )
         sigma = ledger_sigma(run, "centroids") or args.sigma
         if sigma is None:
             raise SystemExit(f"{run}: no centroids release in its ledger.json: give --sigma")
@@ -261,8 +277,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             run, {n: (round(v[-1][0], 3), round(v[-1][3], 3)) for n, v in rows.items()}, flush=True
         )
+    corpus_name = {
+        "released": "released texts (and weights)",
+        "every": "every candidate (each text of any iteration once, unweighted)",
+    }[args.corpus]
     lines = [
-        f"# Labellers on the released texts of finished runs ({args.dataset}, {args.tag})",
+        f"# Labellers on the {corpus_name} of finished runs ({args.dataset}, {args.tag})",
         "",
         "`python benchmarks/labellers.py "
         + " ".join(argv if argv is not None else sys.argv[1:])
@@ -271,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         (
             f"{len(runs)} runs (centroid sigma {', '.join(f'{x:.2f}' for x in sigmas)}); DP rows:"
             f" {args.draws} noise draws per run. Probe: the fast tier"
-            " and the bag-of-words learner trained on the run's released texts and weights with"
+            f" and the bag-of-words learner trained on the run's {corpus_name} with"
             " these labels, scored on the real test split. Labeller on test: the labeller itself"
             " on the real test split. bal = balanced accuracy."
         ),
@@ -291,9 +311,8 @@ def main(argv: list[str] | None = None) -> int:
             f" | {m[3]:.3f} ± {s[3]:.3f} | {own} |"
         )
     (RESULTS / args.dataset / args.tag).mkdir(parents=True, exist_ok=True)
-    (RESULTS / args.dataset / args.tag / "labellers.md").write_text(
-        "\n".join(lines) + "\n", encoding="utf-8"
-    )
+    name = "labellers.md" if args.corpus == "released" else f"labellers-{args.corpus}.md"
+    (RESULTS / args.dataset / args.tag / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
     return 0
 

@@ -140,7 +140,7 @@ class PrivacyConfig(_Section):
         0.2, gt=0.0, lt=1.0, description="share of mu^2 for the class centroids"
     )
     centroid_labels: Literal["nearest", "ranked"] = Field(
-        "nearest",
+        "ranked",
         description="how the DP centroids label the corpus (post-processing, no budget): nearest: "
         "each text the class whose noisy centroid is nearest in cosine; ranked: each class keeps "
         "as many texts as the run generated for it and the centroids decide which (the "

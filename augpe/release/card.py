@@ -296,6 +296,11 @@ def build_card(
             + (
                 "; each row's label is the class whose DP centroid (the noisy sum of that class's "
                 "private embeddings) is nearest to the text in cosine"
+                + (
+                    ", each class keeping as many rows as were generated for it (ranked)"
+                    if (cfg.get("privacy") or {}).get("centroid_labels", "ranked") == "ranked"
+                    else ""
+                )
                 if centroids
                 else "; cross-class vote: each row's label is the one most of the private records "
                 "voting for it carry (noisy), not necessarily the one it was written for"

@@ -149,7 +149,7 @@ def _cfg(tmp_path, **privacy):
 def test_a_run_books_the_centroids_labels_its_corpus_with_them_and_a_resume_reuses_them(
     tmp_path,
 ) -> None:
-    cfg = _cfg(tmp_path)
+    cfg = _cfg(tmp_path, centroid_labels="nearest")
     emb = HashEmbedder(32)
     result = pipeline.run(cfg, show_progress=False, llm=FakeLLM(), embedder=emb)
     ledger = json.loads((result.run_dir / "ledger.json").read_text())
@@ -195,7 +195,7 @@ def test_a_run_with_ranked_centroid_labels_keeps_the_class_sizes_it_generated(tm
     cfg = small_config(
         data,
         tmp_path / "run",
-        privacy={"centroids": True, "centroid_labels": "ranked"},
+        privacy={"centroids": True},  # centroid_labels: ranked is the default
         pe={"iterations": 2, "samples": 8, "variations": 2, "output": "all"},
     )
     result = pipeline.run(cfg, show_progress=False, llm=FakeLLM(), embedder=HashEmbedder(32))
@@ -209,6 +209,9 @@ def test_a_run_with_ranked_centroid_labels_keeps_the_class_sizes_it_generated(tm
         HashEmbedder(32).encode([r["text"] for r in rows]), stored["noisy"], sizes
     )
     assert [r["class"] for r in rows] == [stored["tag"][c] for c in want]
+    release_dataset(result.run_dir, tmp_path / "dataset")
+    card = (tmp_path / "dataset" / "README.md").read_text(encoding="utf-8")
+    assert "each class keeping as many rows as were generated for it (ranked)" in card
 
 
 def test_without_centroids_no_release_is_made_and_the_budget_share_is_a_setting(tmp_path) -> None:
