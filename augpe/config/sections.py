@@ -234,11 +234,12 @@ class PEConfig(_Section):
     lookahead_include_self: bool = Field(
         True, description="lookahead: a candidate's own embedding joins its variations' mean"
     )
-    output: Literal["selected", "all", "union", "voted", "soft"] = Field(
+    output: Literal["selected", "all", "union", "voted", "every", "soft"] = Field(
         "soft",
         description="selected: the last selection; all: the last population; union: every sample "
         "selected in any iteration; voted: every candidate of any iteration whose latest noisy "
-        "vote is at least pe.min_votes; soft: every candidate of any iteration under every class "
+        "vote is at least pe.min_votes; every: every candidate of any iteration once, under its "
+        "latest label, unweighted (one row per text, whatever its votes); soft: every candidate of any iteration under every class "
         "whose latest noisy vote cell is at least pe.min_votes, with that count as its `weight` "
         "(a text may appear under two classes: a soft label)",
     )

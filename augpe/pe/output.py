@@ -159,6 +159,7 @@ OUTPUT_POLICIES: dict[str, Callable[[float, int, bool], OutputPolicy]] = {
     "all": lambda least, n_classes, cross: Last(everyone=True),
     "union": lambda least, n_classes, cross: Union(),
     "voted": lambda least, n_classes, cross: AllVoted(least),
+    "every": lambda least, n_classes, cross: AllVoted(-np.inf),
     "soft": lambda least, n_classes, cross: Soft(least, n_classes, cross),
 }
 """pe.output -> a fresh policy, given (pe.min_votes or 0, number of classes, cross-class vote)."""

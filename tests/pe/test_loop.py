@@ -169,3 +169,15 @@ def test_voted_output_keeps_every_candidate_of_any_iteration_above_min_votes() -
     kept = {k: v for k, v in want.items() if v >= 150.0}
     assert result.votes == kept and [s.id for s in result.output] == list(kept)
     assert 0 < len(kept) < len(want)  # the first candidates (noisy < 150) are left out
+
+
+def test_every_output_keeps_each_candidate_of_any_iteration_once_whatever_its_votes() -> None:
+    state = MemoryState(later_wins)
+    result = evolve_with(state=state, output="every", min_votes=150.0)  # min_votes is ignored
+    want: dict[str, float] = {}
+    for t in (1, 2):
+        for i, s in enumerate(samples(state, t - 1)):
+            want[s.id] = float(state.noisy[t][i])  # under its latest vote
+    assert result.votes == want and [s.id for s in result.output] == list(want)
+    assert not result.weighted and min(want.values()) < 150.0
+
