@@ -180,4 +180,3 @@ def test_every_output_keeps_each_candidate_of_any_iteration_once_whatever_its_vo
             want[s.id] = float(state.noisy[t][i])  # under its latest vote
     assert result.votes == want and [s.id for s in result.output] == list(want)
     assert not result.weighted and min(want.values()) < 150.0
-
