@@ -143,9 +143,9 @@ class PrivacyConfig(_Section):
         "ranked",
         description="how the DP centroids label the corpus (post-processing, no budget): nearest: "
         "each text the class whose noisy centroid is nearest in cosine; ranked: each class keeps "
-        "as many texts as the run generated for it and the centroids decide which (the "
-        "assignment with the largest total cosine), so a thin boundary cannot pour the corpus "
-        "into one class",
+        "its share of the texts under the run's class sizes (privacy.class_counts: uniform, "
+        "public or DP) and the centroids decide which texts (the assignment with the largest "
+        "total cosine), so a thin boundary cannot pour the corpus into one class",
     )
     public_class_fractions: dict[str, float] | None = Field(
         None, description="class_counts: public: each class's PUBLIC share of the samples"

@@ -6,8 +6,8 @@ label. When a class boundary is a direction in embedding space rather than a set
 (sentiment, "5 stars or not"), local labels are noisy even without noise. The centroids see the
 whole class: cosine to each class's sum of private embeddings is a linear classifier.
 Two labellers read the release: `nearest_centroid` (each text its nearest noisy centroid) and
-`ranked_centroid` (each class keeps the number of texts the run generated for it; the centroids
-decide which texts those are).
+`ranked_centroid` (each class keeps its share of the texts under the run's class sizes; the
+centroids decide which texts those are).
 
 Sensitivity. Each record's embedding is scaled to unit L2 norm and added to its own class's row
 of a (classes x dim) matrix: one record moves the matrix by exactly 1 in L2 (Frobenius). User
@@ -22,7 +22,13 @@ import numpy as np
 
 from augpe.privacy.vote import check_finite, per_user_weights
 
-__all__ = ["centroid_labels", "class_embedding_sums", "nearest_centroid", "ranked_centroid"]
+__all__ = [
+    "centroid_labels",
+    "class_embedding_sums",
+    "nearest_centroid",
+    "ranked_centroid",
+    "shares_of",
+]
 
 ASSIGN_BLOCK = 4000  # texts per exact assignment: its cost matrix is block x block floats
 
@@ -63,8 +69,8 @@ def ranked_centroid(
 
     Why: the noisy centroids of a thin class boundary (sentiment) are close; nearest-centroid
     then pours most texts into one class and a learner trained on the corpus sees few of the
-    other. Keeping the sizes the run generated (uniform, public or DP class counts: no private
-    data) and letting the centroids rank the texts keeps every class taught. With two classes
+    other. Fixing the sizes from the run's class sizes (uniform, public or DP class counts: no
+    private data) and letting the centroids rank the texts keeps every class taught. With two classes
     this is: the sizes[1] texts with the largest cos(x, c1) - cos(x, c0) are class 1. Exact by a
     linear assignment; above `ASSIGN_BLOCK` texts, in interleaved blocks, each exact."""
     from scipy.optimize import linear_sum_assignment
@@ -87,16 +93,30 @@ def ranked_centroid(
 
 
 def centroid_labels(
-    how: str, synthetic_emb: np.ndarray, noisy_sums: np.ndarray, generated: np.ndarray
+    how: str, synthetic_emb: np.ndarray, noisy_sums: np.ndarray, class_sizes: np.ndarray
 ) -> np.ndarray:
     """The corpus's labels from the centroid release (`privacy.centroid_labels`): `nearest`, or
-    `ranked` keeping the class sizes of `generated` (each text's generated class id)."""
+    `ranked`, each class keeping its share of the texts under the run's class sizes (uniform,
+    public or DP counts: what the run asked the model to write, not the vote's labels)."""
     if how == "nearest":
         return nearest_centroid(synthetic_emb, noisy_sums)
     if how == "ranked":
-        sizes = np.bincount(np.asarray(generated, dtype=int), minlength=len(noisy_sums))
-        return ranked_centroid(synthetic_emb, noisy_sums, sizes)
+        return ranked_centroid(
+            synthetic_emb, noisy_sums, shares_of(class_sizes, len(synthetic_emb))
+        )
     raise ValueError(f"privacy.centroid_labels: {how!r} is not nearest or ranked")
+
+
+def shares_of(class_sizes: np.ndarray, n: int) -> np.ndarray:
+    """`n` split in proportion to `class_sizes` (largest remainders; ties to the lower class)."""
+    w = np.maximum(np.asarray(class_sizes, dtype=np.float64), 0.0)
+    if w.sum() <= 0:
+        w = np.ones_like(w)
+    exact = w / w.sum() * n
+    out = np.floor(exact).astype(int)
+    order = np.argsort(-(exact - out), kind="stable")
+    out[order[: n - int(out.sum())]] += 1
+    return out
 
 
 def _cosines(synthetic_emb: np.ndarray, noisy_sums: np.ndarray) -> np.ndarray:

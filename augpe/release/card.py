@@ -297,7 +297,7 @@ def build_card(
                 "; each row's label is the class whose DP centroid (the noisy sum of that class's "
                 "private embeddings) is nearest to the text in cosine"
                 + (
-                    ", each class keeping as many rows as were generated for it (ranked)"
+                    ", each class keeping its share of the rows under the run's class sizes (ranked)"
                     if (cfg.get("privacy") or {}).get("centroid_labels", "ranked") == "ranked"
                     else ""
                 )

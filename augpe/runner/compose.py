@@ -33,7 +33,7 @@ from augpe.privacy.session import (
     release_centroids,
 )
 from augpe.records.data import PrivateData, load_private_data, load_public_seed
-from augpe.records.sample import class_array, corpus_record
+from augpe.records.sample import corpus_record
 from augpe.runner.checks import check_run
 from augpe.runner.components import (
     build_components,
@@ -197,7 +197,7 @@ def _run_loaded(
                 cfg.privacy.centroid_labels,
                 embedder.encode([x.text for x in s], "embed output"),
                 sums,
-                class_array(s),  # the classes the texts were generated for
+                sizes,  # ranked: each class's share of the corpus, as the run asked for
             )
         )
     ledger.assert_within_target()

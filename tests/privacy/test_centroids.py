@@ -14,7 +14,12 @@ from augpe.embed.knn import NonFiniteEmbedding
 from augpe.pe.output import Soft, Voted
 from augpe.privacy import centroids as centroid_module
 from augpe.privacy.accounting import calibrate_sigma
-from augpe.privacy.centroids import class_embedding_sums, nearest_centroid, ranked_centroid
+from augpe.privacy.centroids import (
+    class_embedding_sums,
+    nearest_centroid,
+    ranked_centroid,
+    shares_of,
+)
 from augpe.privacy.plan import PrivacySettings, vote_releases
 from augpe.records.sample import Sample
 from augpe.release.export import release, release_dataset
@@ -190,20 +195,20 @@ def test_a_run_books_the_centroids_labels_its_corpus_with_them_and_a_resume_reus
     assert "each text once, weighted by the noisy votes" in card
 
 
-def test_a_run_with_ranked_centroid_labels_keeps_the_class_sizes_it_generated(tmp_path) -> None:
+def test_a_run_with_ranked_centroid_labels_keeps_the_shares_of_its_class_sizes(tmp_path) -> None:
     data = write_jsonl(tmp_path / "private.jsonl", private_rows(60))
     cfg = small_config(
         data,
         tmp_path / "run",
         privacy={"centroids": True},  # centroid_labels: ranked is the default
-        pe={"iterations": 2, "samples": 8, "variations": 2, "output": "all"},
+        pe={"iterations": 2, "samples": 8, "variations": 2, "output": "every", "relabel": True},
     )
     result = pipeline.run(cfg, show_progress=False, llm=FakeLLM(), embedder=HashEmbedder(32))
     stored = json.loads((result.run_dir / "state" / "centroids.json").read_text())
-    last = max((result.run_dir / "state").glob("population_*.json"))  # output: all
-    generated = [s["class_id"] for s in json.loads(last.read_text())["samples"]]
-    sizes = np.bincount(generated, minlength=2)
+    target = json.loads((result.run_dir / "summary.json").read_text())["target_samples_per_class"]
     rows = [json.loads(x) for x in result.corpus_path.read_text().splitlines()]
+    sizes = shares_of(np.array([target[c] for c in stored["tag"]]), len(rows))
+    # the cross-class vote relabelled the texts; the corpus still keeps the run's class shares
     assert [sum(r["class"] == c for r in rows) for c in stored["tag"]] == sizes.tolist()
     want = ranked_centroid(
         HashEmbedder(32).encode([r["text"] for r in rows]), stored["noisy"], sizes
@@ -211,7 +216,16 @@ def test_a_run_with_ranked_centroid_labels_keeps_the_class_sizes_it_generated(tm
     assert [r["class"] for r in rows] == [stored["tag"][c] for c in want]
     release_dataset(result.run_dir, tmp_path / "dataset")
     card = (tmp_path / "dataset" / "README.md").read_text(encoding="utf-8")
-    assert "each class keeping as many rows as were generated for it (ranked)" in card
+    assert "each class keeping its share of the rows under the run's class sizes (ranked)" in card
+
+
+def test_shares_split_the_rows_in_proportion_and_sum_to_them() -> None:
+    assert shares_of(np.array([24, 24]), 195).tolist() == [98, 97]
+    assert shares_of(np.array([32, 16]), 200).tolist() == [133, 67]
+    assert shares_of(np.array([5, 0, 5]), 7).tolist() == [4, 0, 3]
+    assert shares_of(np.array([0, 0]), 3).tolist() == [2, 1]
+    for n in range(12):
+        assert shares_of(np.array([3, 1, 7]), n).sum() == n
 
 
 def test_without_centroids_no_release_is_made_and_the_budget_share_is_a_setting(tmp_path) -> None:
