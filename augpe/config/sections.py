@@ -235,7 +235,7 @@ class PEConfig(_Section):
         True, description="lookahead: a candidate's own embedding joins its variations' mean"
     )
     output: Literal["selected", "all", "union", "voted", "every", "soft"] = Field(
-        "soft",
+        "every",
         description="selected: the last selection; all: the last population; union: every sample "
         "selected in any iteration; voted: every candidate of any iteration whose latest noisy "
         "vote is at least pe.min_votes; every: every candidate of any iteration once, under its "

@@ -179,7 +179,16 @@ def _leaky_setup(
         epsilon,
         privacy={"class_counts": "uniform"},
         # one vote per record (k = 1): the power figures below are for the sharpest vote
-        pe={"iterations": 2, "samples": 750, "variations": 2, "selection": "prob", "k": 1},
+        # output soft: only texts the noisy votes vouch for are released (with `every`, every
+        # candidate is, and a canary reaches the corpus through the parents' selection alone)
+        pe={
+            "iterations": 2,
+            "samples": 750,
+            "variations": 2,
+            "selection": "prob",
+            "k": 1,
+            "output": "soft",
+        },
     )
     rng = np.random.default_rng(5)
     canaries, _ = make_canaries(load_private_data(cfg.data), m, rng)

@@ -30,7 +30,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, RunResul
         r for i, r in enumerate(private_rows(250, seed=3)) if r["label"] == "posclass" or i % 5 != 1
     ]
     data = write_jsonl(tmp / "private.jsonl", rows)
-    cfg = small_config(data, tmp / "run", 2.0)
+    cfg = small_config(data, tmp / "run", 2.0, pe={"output": "soft"})  # with a weight column
     return cfg, run(
         cfg, show_progress=False, llm=FakeLLM(public_pool(40)), embedder=HashEmbedder(64)
     )
@@ -118,7 +118,7 @@ def test_load_dataset_of_the_release_folder_reads_the_table_the_card_names(
 def test_no_column_but_text_the_labels_and_the_weight(
     finished: tuple[Config, RunResult], tmp_path: Path
 ) -> None:
-    _, result = finished  # the default output, soft: a weight column
+    _, result = finished  # output soft: a weight column
     for fmt in ("csv", "parquet", "hf"):
         release_dataset(result.run_dir, tmp_path / fmt, fmt)
     names = ["text", "label", "weight"]
