@@ -57,7 +57,7 @@ from augpe.embed import make_embedder
 from augpe.evaluate.downstream import linear_probe
 from augpe.evaluate.independent import bow_classifier
 from augpe.evaluate.scores import balanced_accuracy
-from augpe.privacy.centroids import ranked_centroid
+from augpe.privacy.centroids import ranked_centroid, shares_of
 from benchmarks.bench_data import load_benchmark
 from benchmarks.output_policy import policies
 
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=("released", "every"),
         default="released",
         help="the texts relabelled: the run's released corpus (its weights), or every candidate"
-        " of any iteration once, unweighted (pe.output voted, pe.min_votes -inf)",
+        " of any iteration once, unweighted (pe.output: every)",
     )
     p.add_argument(
         "--sigma",
@@ -230,9 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         for name, f in fixed.items():
             score(name, x, texts, w, f(x), f)
-        even = np.bincount(np.arange(len(x)) % k, minlength=k)  # what uniform class counts give
-        shares = np.floor(counts / counts.sum() * len(x)).astype(int)  # ~ what dp counts give
-        shares[np.argmax(shares)] += len(x) - shares.sum()
+        even = shares_of(np.ones(k), len(x))  # what uniform class counts give
+        shares = shares_of(counts, len(x))  # ~ what dp counts give
         score(
             "centroid ranked, even sizes (clean; not private)",
             x,

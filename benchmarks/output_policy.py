@@ -7,8 +7,8 @@ Every policy of `pe.output` is post-processing of the noisy votes a run already 
 exactly as the loop would have released it: `released` (the run's own corpus), `all` (the last
 population), `voted` (every candidate of any iteration whose latest noisy vote is >= 2 sigma, or
 >= 1 sigma, and at least one vote: `augpe.pe.select.min_votes_for`, the loop's own rule). With a cross-class vote (`pe.relabel`) a candidate's label is its noisy argmax
-(`augpe.pe.loop.relabel`); `every candidate` (`pe.output: every`) is each text of any iteration once, under its latest
-label, unweighted (one row per text); `eps = 0: iteration 0's population` is the random-API texts
+(`augpe.pe.loop.relabel`); `every candidate` (`pe.output: every`) is each text of any
+iteration once, under its latest label, unweighted (one row per text); `eps = 0: iteration 0's population` is the random-API texts
 and their variations before the first vote, the corpus the model writes without private data. Each corpus is scored on the real test split by both
 learners: the fast-tier embedding probe (accuracy, macro-F1, AUC, balanced accuracy) and the
 independent bag-of-words learner (balanced accuracy), weighted where the policy is. Writes benchmarks/results/<dataset>/<tag>/output-policy.md.

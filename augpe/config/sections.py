@@ -239,8 +239,9 @@ class PEConfig(_Section):
         description="selected: the last selection; all: the last population; union: every sample "
         "selected in any iteration; voted: every candidate of any iteration whose latest noisy "
         "vote is at least pe.min_votes; every: every candidate of any iteration once, under its "
-        "latest label, unweighted (one row per text, whatever its votes); soft: every candidate of any iteration under every class "
-        "whose latest noisy vote cell is at least pe.min_votes, with that count as its `weight` "
+        "latest label, unweighted (one row per text, whatever its votes); soft: every candidate "
+        "of any iteration under every class whose latest noisy vote cell is at least "
+        "pe.min_votes, with that count as its `weight` "
         "(a text may appear under two classes: a soft label)",
     )
     min_votes: float | None = Field(

@@ -70,9 +70,9 @@ def ranked_centroid(
     Why: the noisy centroids of a thin class boundary (sentiment) are close; nearest-centroid
     then pours most texts into one class and a learner trained on the corpus sees few of the
     other. Fixing the sizes from the run's class sizes (uniform, public or DP class counts: no
-    private data) and letting the centroids rank the texts keeps every class taught. With two classes
-    this is: the sizes[1] texts with the largest cos(x, c1) - cos(x, c0) are class 1. Exact by a
-    linear assignment; above `ASSIGN_BLOCK` texts, in interleaved blocks, each exact."""
+    private data) and letting the centroids rank the texts keeps every class taught. With two
+    classes this is: the sizes[1] texts with the largest cos(x, c1) - cos(x, c0) are class 1.
+    Exact by a linear assignment; above `ASSIGN_BLOCK` texts, in interleaved blocks, each exact."""
     from scipy.optimize import linear_sum_assignment
 
     cos = _cosines(synthetic_emb, noisy_sums)

@@ -172,7 +172,10 @@ def build_card(
     sizes = card_counts(root)
     models = sorted({str(r["model"]) for r in rows if r.get("model")})
     gen, emb, pe = cfg.get("generation") or {}, cfg.get("embedding") or {}, cfg.get("pe") or {}
-    centroids = bool((cfg.get("privacy") or {}).get("centroids"))
+    privacy = cfg.get("privacy") or {}
+    centroids = bool(privacy.get("centroids"))
+    # a run from before `centroid_labels` existed was labelled by the nearest centroid
+    ranked = privacy.get("centroid_labels", "nearest") == "ranked"
     data = cfg.get("data") or {}
     labels = list(table.labels)
     data_files = DATA_FILES[fmt]
@@ -298,7 +301,7 @@ def build_card(
                 "private embeddings) is nearest to the text in cosine"
                 + (
                     ", each class keeping its share of the rows under the run's class sizes (ranked)"
-                    if (cfg.get("privacy") or {}).get("centroid_labels", "ranked") == "ranked"
+                    if ranked
                     else ""
                 )
                 if centroids

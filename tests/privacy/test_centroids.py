@@ -192,6 +192,7 @@ def test_a_run_books_the_centroids_labels_its_corpus_with_them_and_a_resume_reus
     release_dataset(result.run_dir, tmp_path / "dataset")
     card = (tmp_path / "dataset" / "README.md").read_text(encoding="utf-8")
     assert "1 class-centroid release" in card and "DP centroid" in card
+    assert "(ranked)" not in card  # this run labelled by the nearest centroid
     assert "each text once, weighted by the noisy votes" in card
 
 
