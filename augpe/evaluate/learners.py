@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from augpe.embed import Embedder
+from augpe.evaluate._hf import MINILM
 from augpe.evaluate.cache import ResultCache, content_key, texts_and_labels
 from augpe.evaluate.corpus import RunInfo, TextCorpus
 from augpe.evaluate.downstream import linear_probe
@@ -95,12 +96,17 @@ def learner_info(opts: EvalOptions, embedding: str, run: RunInfo | None) -> dict
                 "settings": BOW_SETTINGS,
             }
         else:
+            model = opts.finetune.model
+            # the shipped MiniLM starts from the very weights the default pipeline embeds with
+            starts_in_vote_space = model == MINILM and (
+                run is None or run.embedding_model == "default"
+            )
             out[tier] = {
                 "name": "fine-tuned encoder",
-                "label": f"fine-tuned encoder ({opts.finetune.model})",
-                "features": f"{opts.finetune.model}, fine-tuned end to end",
+                "label": f"fine-tuned encoder ({model})",
+                "features": f"{model}, fine-tuned end to end",
                 "learner": "best epoch on a validation split, mean over seeds",
-                "shares": [],
+                "shares": [VOTE_SPACE + " (its starting weights)"] if starts_in_vote_space else [],
             }
     return out
 

@@ -117,3 +117,26 @@ def test_probe_weights_act_like_repeated_rows() -> None:
     assert skewed["accuracy"] < flat["accuracy"]
     with pytest.raises(ValueError, match="weights"):
         linear_probe(x, labels, tx, test[1], weights=[-1.0] * len(labels))
+
+
+def test_papers_tier_fine_tunes_the_shipped_minilm_offline() -> None:
+    train, test = labelled_texts(48, seed=11, words=8), labelled_texts(30, seed=12, words=8)
+    s = FinetuneSettings(
+        model="minilm", epochs=3, seeds=(0,), batch_size=16, max_length=16, device="cpu", lr=1e-4
+    )
+    r = finetune_classifier(train[0], train[1], test[0], test[1], s)
+    assert r["model"] == "minilm" and r["tier"] == "paper"
+    assert r["accuracy"] > 0.8  # chance: 0.5
+
+
+def test_a_fine_tuned_minilm_is_said_to_start_in_the_vote_space() -> None:
+    from augpe.evaluate.learners import VOTE_SPACE, learner_info
+    from augpe.evaluate.options import EvalOptions
+
+    def shares(model: str) -> list[str]:
+        opts = EvalOptions(tiers=("paper",), independent=False)
+        opts.finetune = FinetuneSettings(model=model)
+        return learner_info(opts, "default", None)["paper"]["shares"]
+
+    assert shares("minilm") == [VOTE_SPACE + " (its starting weights)"]
+    assert shares("roberta-base") == []
