@@ -137,6 +137,24 @@ def summarise(
                         bacc=b,
                     )
                 )
+        arms = {r["seed"]: r for r in runs if r["eps"] == "0" and "seed" in r}
+        for eps in order if arms else []:
+            rs = [r for r in runs if r["eps"] == eps and r["eps"] != "0"]
+            for tier in TIERS if rs else ():
+                gaps = [arm_gap(r, arms.get(r.get("seed")), tier, col, constant) for r in rs]
+                table.append(
+                    {
+                        "corpus": f"{prefix}eps = {eps}, against the eps = 0 arm of its seed",
+                        "learner": LEARNER[tier],
+                        "seeds": str(len(_vals(gaps))),
+                        "n": "-",
+                        "balanced acc": "-",
+                        "macro-F1": "-",
+                        "accuracy": "-",
+                        "gap closed": cell(gaps, pct=True),
+                        "worth n real": "-",
+                    }
+                )
         eps0 = [r for r in runs if r.get("learners", {}).get("eps0") and r["eps"] != "0"]
         if eps0:
             for tier in TIERS:
@@ -176,6 +194,27 @@ def summarise(
                 }
             )
     return table
+
+
+def arm_gap(
+    run: Mapping[str, Any],
+    arm: Mapping[str, Any] | None,
+    tier: str,
+    col: str,
+    constant: Mapping[str, float],
+) -> float | None:
+    """(syn - base) / (real - base) with base = max(the eps = 0 ARM's synthetic corpus of the same
+    seed, the constant answer): the honest baseline where the run's own iteration-0 population was
+    shaped by a DP release (keywords, lengths) and so is not an eps = 0 corpus."""
+    if arm is None:
+        return None
+    syn = _get(run, "synthetic", tier, col, "balanced_accuracy")
+    zero = _get(arm, "synthetic", tier, col, "balanced_accuracy")
+    real = _get(run, "real", tier, col, "balanced_accuracy")
+    if syn is None or zero is None or real is None:
+        return None
+    base = max(float(zero), float(constant.get(col, 0.0)))
+    return None if real <= base else (float(syn) - base) / (float(real) - base)
 
 
 def _line(

@@ -331,3 +331,29 @@ def test_runner_end_to_end_writes_one_table(
     del stored["config"]["embedding"]["overlap"]
     marker.write_text(json.dumps(stored))
     assert runner.main(args + ["--resume"]) == 0
+
+
+def test_benchmark_table_measures_a_run_against_the_eps0_arm_of_its_own_seed() -> None:
+    from benchmarks import learner_table as lt
+
+    def row(eps: str, seed: int, syn: float, own0: float) -> dict:
+        def m(b: float) -> dict:
+            return {t: {"y": {"balanced_accuracy": b}} for t in lt.TIERS}
+
+        return {
+            "eps": eps,
+            "seed": seed,
+            "learners": {"synthetic": m(syn), "eps0": m(own0), "real": m(0.9)},
+        }
+
+    # iteration 0 of the eps = 1 runs (DP-shaped) scores 0.7; the eps = 0 arms 0.6 and 0.4
+    rows = [row("0", 0, 0.6, 0.6), row("0", 1, 0.4, 0.4), row("1", 0, 0.75, 0.7)]
+    rows.append(row("1", 1, 0.575, 0.7))
+    assert lt.arm_gap(rows[2], rows[0], "bow", "y", {"y": 0.5}) == pytest.approx(0.5)
+    # below the constant answer, the constant is the base
+    assert lt.arm_gap(rows[3], rows[1], "bow", "y", {"y": 0.5}) == pytest.approx(0.1875)
+    assert lt.arm_gap(rows[3], None, "bow", "y", {"y": 0.5}) is None
+    table = lt.summarise(rows, ["y"], {}, {"y": 0.5})
+    arm = [t for t in table if "against the eps = 0 arm" in t["corpus"]]
+    assert [t["learner"] for t in arm] == ["embedding probe", "bag-of-words"]
+    assert {t["gap closed"] for t in arm} == {"34% ± 16%"} and {t["seeds"] for t in arm} == {"2"}
