@@ -143,9 +143,11 @@ def audit(
     (data copy, canaries, run, PRIVATE folder) goes to `workdir` (a temp folder, deleted unless
     keep=True). `canaries`, `llm`, `embedder`: bring your own (tests do).
     """
+    from augpe.runner.checks import resolved_config
     from augpe.runner.components import build_components, build_embedder, build_llm
     from augpe.runner.compose import run
 
+    cfg = resolved_config(cfg)
     t0 = time.perf_counter()
     if not 0.0 < beta < 1.0:
         raise ConfigError(f"audit: beta must be in (0, 1), got {beta}")

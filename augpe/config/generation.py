@@ -41,7 +41,12 @@ class GenerationBase(_Section):
         "embedded", description="which LLM writes the text: embedded | openai | vllm | transformers"
     )
     model: str | None = Field(None, description="model name or path; None = the backend's default")
-    prompts: str = Field("generic", description="prompt set name under prompts/ or a YAML path")
+    prompts: str = Field(
+        "generic_v2",
+        description="prompt set name under prompts/ or a YAML path; generic_v2 (the default) asks "
+        "for one realistic text of each class with its DP keywords, generic for a text about "
+        "the label",
+    )
     label_descriptions: dict[str, str] = Field(
         default_factory=dict,
         description="how each class reads in a prompt, e.g. {'great': 'a 5-star'}",

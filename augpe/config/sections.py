@@ -100,10 +100,12 @@ class PrivacyConfig(_Section):
     class_count_share: float = Field(
         0.05, gt=0.0, lt=1.0, description="share of mu^2 for the DP class counts (class_counts: dp)"
     )
-    keywords: bool = Field(
-        False,
+    keywords: bool | Literal["auto"] = Field(
+        "auto",
         description="release DP topic keywords per class (a noisy histogram of public vocabulary "
-        "words in the private records) for the RANDOM API's {keyword} slots",
+        "words in the private records) for the prompts' {keyword} slots; auto: as the prompt set "
+        "says (its `keywords: true`; of the shipped sets, generic_v2, the default), decided "
+        "from the config alone before any data is read",
     )
     keyword_share: float = Field(0.1, gt=0.0, lt=1.0, description="share of mu^2 for keywords")
     keywords_per_class: int = Field(40, ge=1, description="at most this many keywords per class")

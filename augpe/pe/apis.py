@@ -18,7 +18,7 @@ import numpy as np
 
 from augpe.config import GenerationConfig
 from augpe.llm.base import LLM, GenerationRequest, Message
-from augpe.pe.prompts import PromptSet
+from augpe.pe.prompts import KEYWORD_SLOTS, PromptSet
 from augpe.pe.render import render_fill_blanks, render_random, render_rephrase
 from augpe.pe.textops import (
     clean_generation,
@@ -41,7 +41,6 @@ class LengthTargets(Protocol):
     def draw(self, c: int, rng: np.random.Generator, fallback: int, most: int) -> int: ...
 
 
-KEYWORD_SLOTS = ("keyword", "keyword2")
 """Prompt placeholders that DP keywords fill (a prompt set lists public fallbacks for them)."""
 _PURPOSE = {"random": 1, "rephrase": 2, "fill_blanks": 3}
 _CODE = {"random": "n", "rephrase": "r", "fill_blanks": "f", "public": "p"}

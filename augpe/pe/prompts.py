@@ -11,6 +11,7 @@ Rendering a prompt from a set is `augpe.pe.render`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import string
 from collections.abc import Mapping
@@ -49,8 +50,10 @@ BASE_FIELDS: dict[str, frozenset[str]] = {
 _REQUIRED_FIELD = {"rephrase": "text", "fill_blanks": "masked", "in_context": "examples"}
 _RESERVED = frozenset({"label", "words", "text", "masked"})
 _TOP_KEYS = frozenset(
-    {"name", "description", "system", "random", "rephrase", "fill_blanks", "in_context"}
+    {"name", "description", "system", "random", "rephrase", "fill_blanks", "in_context", "keywords"}
 )
+KEYWORD_SLOTS = ("keyword", "keyword2")
+"""Placeholders that take the class's DP keywords (privacy.keywords) when there are some."""
 DEFAULT_IN_CONTEXT = 'Examples of texts labelled "{label}":\n{examples}\n\n'
 """How in-context examples (`pe.in_context`) open a VARIATION request, unless the set says."""
 
@@ -94,6 +97,12 @@ class PromptSet:
     source: str = ""
     description: str = ""
     in_context: str = DEFAULT_IN_CONTEXT  # {label}, {examples}: the best-voted texts, one per line
+    keywords: bool = False  # DP keywords by default (privacy.keywords: auto) for this set
+
+    @property
+    def has_keyword_slot(self) -> bool:
+        """Whether a RANDOM template has a {keyword} slot (where DP keywords go)."""
+        return any(set(KEYWORD_SLOTS) & set(template_fields(t)) for t in self.random.templates)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,13 +321,27 @@ def _parse(raw: Any, path: Path) -> PromptSet:
             )
         )
 
-    return PromptSet(
-        in_context=_in_context(r, raw),
-        name=name,
-        system=system.strip(),
-        random=RandomPrompts(templates=templates, replacements=replacements),
-        rephrase=RephrasePrompts(template=reph_t, styles=styles),
-        fill_blanks=FillBlanksPrompts(template=fb_t, examples=tuple(examples)),
-        source=str(path),
-        description=description,
+    return _with_keywords(
+        r,
+        raw,
+        PromptSet(
+            in_context=_in_context(r, raw),
+            name=name,
+            system=system.strip(),
+            random=RandomPrompts(templates=templates, replacements=replacements),
+            rephrase=RephrasePrompts(template=reph_t, styles=styles),
+            fill_blanks=FillBlanksPrompts(template=fb_t, examples=tuple(examples)),
+            source=str(path),
+            description=description,
+        ),
     )
+
+
+def _with_keywords(r: _Reader, raw: Mapping[str, Any], ps: PromptSet) -> PromptSet:
+    """`ps` with the set's `keywords` flag (DP keywords under privacy.keywords: auto)."""
+    on = raw.get("keywords", False)
+    if not isinstance(on, bool):
+        raise r.fail("'keywords' must be true or false")
+    if on and not ps.has_keyword_slot:
+        raise r.fail("'keywords: true' needs a {keyword} slot in a random template")
+    return dataclasses.replace(ps, keywords=on)

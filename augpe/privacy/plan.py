@@ -50,8 +50,14 @@ class PrivacySettings:
 
     @classmethod
     def from_config(cls, cfg: Config) -> PrivacySettings:
-        """The settings of a run config: its privacy section, T and the unit of protection."""
+        """The settings of a run config: its privacy section, T and the unit of protection.
+        `auto` settings must be decided first (`augpe.runner.resolved_config`)."""
         p = cfg.privacy
+        if p.keywords == "auto":
+            raise ConfigError(
+                "privacy.keywords: 'auto' is decided from the prompt set before planning "
+                "(augpe.runner.resolved_config)"
+            )
         return cls(
             epsilon=p.epsilon,
             delta=p.delta,
@@ -60,7 +66,7 @@ class PrivacySettings:
             count_share=p.class_count_share,
             neighbouring=Neighbouring.USER if cfg.data.user_column else Neighbouring.RECORD,
             max_records=cfg.data.max_records,
-            keyword_share=p.keyword_share if p.keywords else None,
+            keyword_share=p.keyword_share if p.keywords is True else None,
             centroid_share=p.centroid_share if p.centroids else None,
             length_share=p.length_share if p.lengths else None,
             population_bound=p.population_bound or cfg.data.max_records,

@@ -9,13 +9,24 @@ import numpy as np
 
 from augpe.config import Config
 from augpe.errors import ConfigError
-from augpe.pe.apis import KEYWORD_SLOTS
-from augpe.pe.prompts import PromptSet, template_fields
+from augpe.pe.prompts import PromptSet, load_prompt_set
 from augpe.records.data import PrivateData
 
 log = logging.getLogger("augpe")
 
-__all__ = ["check_run"]
+__all__ = ["check_run", "resolved_config"]
+
+
+def resolved_config(cfg: Config) -> Config:
+    """`cfg` with its `auto` settings decided from the config alone (no data read):
+    privacy.keywords auto -> the prompt set's `keywords` flag. Runs, resumes and audits plan their
+    releases from the resolved config, and the run folder's config.yaml states the result."""
+    if cfg.privacy.keywords != "auto":
+        return cfg
+    on = load_prompt_set(cfg.generation.prompts).keywords
+    return cfg.model_copy(
+        update={"privacy": cfg.privacy.model_copy(update={"keywords": on})}, deep=True
+    )
 
 
 def check_run(
@@ -37,9 +48,7 @@ def check_run(
             f"pe.samples={cfg.pe.samples} is smaller than the number of classes "
             f"({data.num_classes}); every class needs at least one synthetic sample"
         )
-    if cfg.privacy.keywords and not any(
-        set(KEYWORD_SLOTS) & set(template_fields(t)) for t in prompts.random.templates
-    ):
+    if cfg.privacy.keywords is True and not prompts.has_keyword_slot:
         raise ConfigError(
             f"privacy.keywords: the prompt set '{prompts.name}' has no {{keyword}} slot in its "
             "random templates, so DP keywords would be paid for and never used"

@@ -34,7 +34,7 @@ from augpe.privacy.session import (
 )
 from augpe.records.data import PrivateData, load_private_data, load_public_seed
 from augpe.records.sample import corpus_record
-from augpe.runner.checks import check_run
+from augpe.runner.checks import check_run, resolved_config
 from augpe.runner.components import (
     build_components,
     build_embedder,
@@ -78,6 +78,7 @@ def _run(
 ) -> RunResult:
     timer = Timer()
     # 1. The privacy plan (delta and every sigma) from the config alone, before any data is read.
+    cfg = resolved_config(cfg)
     settings = PrivacySettings.from_config(cfg)
     planned = planned_releases(settings)
     log.info(

@@ -37,6 +37,7 @@ from augpe.audit import (
 from augpe.config import Config
 from augpe.privacy import PrivacySettings, planned_releases
 from augpe.records.data import load_private_data
+from augpe.runner.checks import resolved_config
 
 
 # ---- the estimator ---------------------------------------------------------------------------
@@ -208,7 +209,7 @@ def test_audit_detects_a_generator_that_leaks_when_there_is_no_noise(tmp_path: P
     assert report.eps_lower_bound > 0.75
     assert report.claimed_epsilon == math.inf
     # Delta is the run's own, fixed from the config before any data (or coin flip) is read.
-    assert report.delta == planned_releases(PrivacySettings.from_config(cfg)).delta
+    assert report.delta == planned_releases(PrivacySettings.from_config(resolved_config(cfg))).delta
     # Nothing is left behind: the workdir held a private data copy and the coin flips.
     assert not any((tmp_path / "audit").iterdir())
 

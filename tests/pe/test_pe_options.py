@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from fakes.pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_config, write_jsonl
 
+from augpe.config import Config
 from augpe.errors import ConfigError
 from augpe.pe.loop import best_voted, vote_classes
 from augpe.pe.textops import clean_generation, strip_label_echo, trim_unfinished
@@ -224,6 +226,41 @@ def test_keywords_with_a_prompt_set_without_a_keyword_slot_are_refused(tmp_path:
             cfg, show_progress=False, llm=FakeLLM(public_pool(5)), embedder=HashEmbedder(8)
         )
     assert not (tmp_path / "r" / "state" / "class_counts.json").exists()  # nothing was drawn
+
+
+def test_keywords_auto_follow_the_prompt_set_and_the_run_folder_states_the_choice(
+    tmp_path: Path,
+) -> None:
+    from augpe.runner.checks import resolved_config
+
+    data = write_jsonl(tmp_path / "d.jsonl", _worded_rows(400))
+
+    def cfg(out: str, prompts: str, **privacy: object) -> Config:
+        return small_config(
+            data, tmp_path / out, 8.0, privacy=privacy, generation={"prompts": prompts}
+        )
+
+    defaults = Config.model_validate({"data": {"path": str(data)}})
+    assert defaults.privacy.keywords == "auto" and defaults.generation.prompts == "generic_v2"
+    assert resolved_config(defaults).privacy.keywords is True
+    assert resolved_config(cfg("b", "generic")).privacy.keywords is False
+    assert resolved_config(cfg("c", "generic_v2", keywords=False)).privacy.keywords is False
+    result = pipeline.run(
+        cfg("a", "generic_v2", keyword_share=0.5),
+        show_progress=False,
+        llm=PromptSpy(public_pool(20)),
+        embedder=HashEmbedder(32),
+    )
+    assert [e.kind for e in result.ledger.events].count("keywords") == 1
+    stored = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())
+    assert stored["privacy"]["keywords"] is True  # the folder says what auto decided
+    plain = pipeline.run(
+        cfg("b", "amazon_food"),
+        show_progress=False,
+        llm=FakeLLM(public_pool(20)),
+        embedder=HashEmbedder(32),
+    )
+    assert "keywords" not in [e.kind for e in plain.ledger.events]
 
 
 # ---- the union output -------------------------------------------------------------------------

@@ -540,3 +540,16 @@ def test_the_apis_strip_an_echoed_instruction_before_keeping_a_sample() -> None:
     assert len(seeds) == 3 and len(kids) == 6
     for s in seeds + kids:
         assert s.text.startswith("The tea "), s.text
+
+
+def test_a_set_asks_for_dp_keywords_only_with_a_keyword_slot(tmp_path: Path) -> None:
+    assert load_prompt_set("generic_v2").keywords is True
+    assert load_prompt_set("generic").keywords is False
+    assert load_prompt_set(str(_write(tmp_path, _valid_raw(), "ok.yaml"))).keywords is False
+    _expect_error(_write(tmp_path, {**_valid_raw(), "keywords": True}), "{keyword} slot")
+    _expect_error(_write(tmp_path, {**_valid_raw(), "keywords": "yes"}), "true or false")
+    raw = _valid_raw()
+    raw["random"]["templates"] = ["Write a {label} text of {words} words with {keyword}."]
+    raw["random"]["replacements"] = {"keyword": ["a name"]}  # the public fallback
+    ps = load_prompt_set(str(_write(tmp_path, {**raw, "keywords": True}, "kw.yaml")))
+    assert ps.keywords is True and ps.has_keyword_slot

@@ -24,6 +24,7 @@ from augpe.privacy.plan import PrivacySettings, vote_releases
 from augpe.records.sample import Sample
 from augpe.release.export import release, release_dataset
 from augpe.runner import compose as pipeline
+from augpe.runner.checks import resolved_config
 
 
 def _data(n: int = 40, d: int = 8, classes: int = 3, seed: int = 0):
@@ -163,7 +164,7 @@ def test_a_run_books_the_centroids_labels_its_corpus_with_them_and_a_resume_reus
     delta = ledger["delta"]
     assert events["centroids"]["sigma"] == calibrate_sigma(2.0, delta, 1, share=0.2)
     # The votes were given what the counts and the centroids left, at the run's delta.
-    settings = PrivacySettings.from_config(cfg)
+    settings = PrivacySettings.from_config(resolved_config(cfg))
     from augpe.privacy.ledger import GaussianRelease
 
     before = [GaussianRelease(n, events[n]["sigma"], kind=n) for n in ("class_counts", "centroids")]

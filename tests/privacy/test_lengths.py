@@ -16,6 +16,7 @@ from augpe.privacy.lengths import LENGTH_EDGES, LengthSampler, length_bin, lengt
 from augpe.privacy.plan import PrivacySettings, vote_releases
 from augpe.release.export import release, release_dataset
 from augpe.runner import compose as pipeline
+from augpe.runner.checks import resolved_config
 
 BINS = len(LENGTH_EDGES) - 1
 
@@ -112,7 +113,10 @@ def test_a_run_books_the_lengths_and_asks_the_random_api_for_them(tmp_path) -> N
     # the votes got what the counts and the lengths left, at the run's delta
     before = [GaussianRelease(n, events[n]["sigma"], kind=n) for n in ("class_counts", "lengths")]
     assert [events[f"votes_t{t}"]["sigma"] for t in (1, 2)] == [
-        v.sigma for v in vote_releases(PrivacySettings.from_config(cfg), ledger["delta"], before)
+        v.sigma
+        for v in vote_releases(
+            PrivacySettings.from_config(resolved_config(cfg)), ledger["delta"], before
+        )
     ]
     assert ledger["epsilon"] <= 2.0
     stored = json.loads((result.run_dir / "state" / "lengths.json").read_text())
