@@ -42,10 +42,10 @@ class GenerationBase(_Section):
     )
     model: str | None = Field(None, description="model name or path; None = the backend's default")
     prompts: str = Field(
-        "generic_v2",
-        description="prompt set name under prompts/ or a YAML path; generic_v2 (the default) asks "
-        "for one realistic text of each class with its DP keywords, generic for a text about "
-        "the label",
+        "generic",
+        description="prompt set name under prompts/ or a YAML path. generic: a text on the class "
+        "description; generic_v2: one realistic example of the class, with its DP keywords "
+        "(privacy.keywords auto), which wins on many small topics and loses on sentiment",
     )
     label_descriptions: dict[str, str] = Field(
         default_factory=dict,

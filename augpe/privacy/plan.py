@@ -53,11 +53,12 @@ class PrivacySettings:
         """The settings of a run config: its privacy section, T and the unit of protection.
         `auto` settings must be decided first (`augpe.runner.resolved_config`)."""
         p = cfg.privacy
-        if p.keywords == "auto":
-            raise ConfigError(
-                "privacy.keywords: 'auto' is decided from the prompt set before planning "
-                "(augpe.runner.resolved_config)"
-            )
+        for key in ("keywords", "centroids"):
+            if getattr(p, key) == "auto":
+                raise ConfigError(
+                    f"privacy.{key}: 'auto' is decided from the config before planning "
+                    "(augpe.runner.resolved_config)"
+                )
         return cls(
             epsilon=p.epsilon,
             delta=p.delta,
@@ -67,7 +68,7 @@ class PrivacySettings:
             neighbouring=Neighbouring.USER if cfg.data.user_column else Neighbouring.RECORD,
             max_records=cfg.data.max_records,
             keyword_share=p.keyword_share if p.keywords is True else None,
-            centroid_share=p.centroid_share if p.centroids else None,
+            centroid_share=p.centroid_share if p.centroids is True else None,
             length_share=p.length_share if p.lengths else None,
             population_bound=p.population_bound or cfg.data.max_records,
             public_labels=cfg.data.labels is not None,

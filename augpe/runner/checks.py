@@ -18,15 +18,18 @@ __all__ = ["check_run", "resolved_config"]
 
 
 def resolved_config(cfg: Config) -> Config:
-    """`cfg` with its `auto` settings decided from the config alone (no data read):
-    privacy.keywords auto -> the prompt set's `keywords` flag. Runs, resumes and audits plan their
-    releases from the resolved config, and the run folder's config.yaml states the result."""
-    if cfg.privacy.keywords != "auto":
+    """`cfg` with its `auto` settings decided from the config alone (no data read): privacy.keywords
+    -> the prompt set's `keywords` flag; privacy.centroids -> on for a PUBLIC two-class label set
+    (data.labels). Runs, resumes and audits plan their releases from the
+    resolved config, and the run folder's config.yaml states the result."""
+    p, update = cfg.privacy, {}
+    if p.keywords == "auto":
+        update["keywords"] = load_prompt_set(cfg.generation.prompts).keywords
+    if p.centroids == "auto":
+        update["centroids"] = len(cfg.data.labels or []) == 2
+    if not update:
         return cfg
-    on = load_prompt_set(cfg.generation.prompts).keywords
-    return cfg.model_copy(
-        update={"privacy": cfg.privacy.model_copy(update={"keywords": on})}, deep=True
-    )
+    return cfg.model_copy(update={"privacy": p.model_copy(update=update)}, deep=True)
 
 
 def check_run(

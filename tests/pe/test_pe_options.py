@@ -241,8 +241,9 @@ def test_keywords_auto_follow_the_prompt_set_and_the_run_folder_states_the_choic
         )
 
     defaults = Config.model_validate({"data": {"path": str(data)}})
-    assert defaults.privacy.keywords == "auto" and defaults.generation.prompts == "generic_v2"
-    assert resolved_config(defaults).privacy.keywords is True
+    assert defaults.privacy.keywords == "auto" and defaults.generation.prompts == "generic"
+    assert resolved_config(defaults).privacy.keywords is False
+    assert resolved_config(cfg("v2", "generic_v2")).privacy.keywords is True
     assert resolved_config(cfg("b", "generic")).privacy.keywords is False
     assert resolved_config(cfg("c", "generic_v2", keywords=False)).privacy.keywords is False
     result = pipeline.run(
@@ -261,6 +262,30 @@ def test_keywords_auto_follow_the_prompt_set_and_the_run_folder_states_the_choic
         embedder=HashEmbedder(32),
     )
     assert "keywords" not in [e.kind for e in plain.ledger.events]
+
+
+def test_centroids_auto_are_on_for_a_public_two_class_label_set_only(tmp_path: Path) -> None:
+    from augpe.runner.checks import resolved_config
+
+    data = write_jsonl(tmp_path / "d.jsonl", _worded_rows(400))
+
+    def on(labels: list[str] | None, **privacy: object) -> object:
+        c = small_config(data, tmp_path / "o", 8.0, privacy=privacy, data={"labels": labels})
+        return resolved_config(c).privacy.centroids
+
+    assert on(["negclass", "posclass"]) is True
+    assert on(None) is False  # a label set read from the data decides no budget
+    assert on(["negclass", "posclass", "third"]) is False
+    assert on(["negclass", "posclass"], centroids=False) is False
+    result = pipeline.run(
+        small_config(data, tmp_path / "r", 8.0, data={"labels": ["negclass", "posclass"]}),
+        show_progress=False,
+        llm=FakeLLM(public_pool(20)),
+        embedder=HashEmbedder(32),
+    )
+    assert [e.kind for e in result.ledger.events].count("centroids") == 1
+    stored = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    assert stored["privacy"]["centroids"] is True
 
 
 # ---- the union output -------------------------------------------------------------------------
