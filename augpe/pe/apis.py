@@ -41,7 +41,6 @@ class LengthTargets(Protocol):
     def draw(self, c: int, rng: np.random.Generator, fallback: int, most: int) -> int: ...
 
 
-"""Prompt placeholders that DP keywords fill (a prompt set lists public fallbacks for them)."""
 _PURPOSE = {"random": 1, "rephrase": 2, "fill_blanks": 3}
 _CODE = {"random": "n", "rephrase": "r", "fill_blanks": "f", "public": "p"}
 

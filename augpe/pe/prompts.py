@@ -53,7 +53,7 @@ _TOP_KEYS = frozenset(
     {"name", "description", "system", "random", "rephrase", "fill_blanks", "in_context", "keywords"}
 )
 KEYWORD_SLOTS = ("keyword", "keyword2")
-"""Placeholders that take the class's DP keywords (privacy.keywords) when there are some."""
+"""Placeholders that DP keywords fill (privacy.keywords); the set lists public fallbacks for them."""
 DEFAULT_IN_CONTEXT = 'Examples of texts labelled "{label}":\n{examples}\n\n'
 """How in-context examples (`pe.in_context`) open a VARIATION request, unless the set says."""
 
