@@ -20,8 +20,8 @@ __all__ = ["check_run", "resolved_config"]
 def resolved_config(cfg: Config) -> Config:
     """`cfg` with its `auto` settings decided from the config alone (no data read): privacy.keywords
     -> the prompt set's `keywords` flag; privacy.centroids -> on for a PUBLIC two-class label set
-    (data.labels). Runs, resumes and audits plan their releases from the
-    resolved config, and the run folder's config.yaml states the result."""
+    (data.labels). Runs, resumes and audits plan their releases from the resolved config, and
+    the run folder's config.yaml states the result."""
     p, update = cfg.privacy, {}
     if p.keywords == "auto":
         update["keywords"] = load_prompt_set(cfg.generation.prompts).keywords
