@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from augpe.evaluate.worth import format_worth, worth_real
+from augpe.evaluate.worth import format_worth, gap_closed, worth_real
 
 TIERS = ("fast", "bow")
 LEARNER = {
@@ -211,10 +211,9 @@ def arm_gap(
     syn = _get(run, "synthetic", tier, col, "balanced_accuracy")
     zero = _get(arm, "synthetic", tier, col, "balanced_accuracy")
     real = _get(run, "real", tier, col, "balanced_accuracy")
-    if syn is None or zero is None or real is None:
+    if zero is None:
         return None
-    base = max(float(zero), float(constant.get(col, 0.0)))
-    return None if real <= base else (float(syn) - base) / (float(real) - base)
+    return gap_closed(syn, zero, real, float(constant.get(col, 0.0)))
 
 
 def _line(
