@@ -17,14 +17,15 @@ log = logging.getLogger("augpe")
 __all__ = ["check_run", "resolved_config"]
 
 
-def resolved_config(cfg: Config) -> Config:
+def resolved_config(cfg: Config, prompts: PromptSet | None = None) -> Config:
     """`cfg` with its `auto` settings decided from the config alone (no data read): privacy.keywords
     -> the prompt set's `keywords` flag; privacy.centroids -> on for a PUBLIC two-class label set
     (data.labels). Runs, resumes and audits plan their releases from the resolved config, and
-    the run folder's config.yaml states the result."""
+    the run folder's config.yaml states the result. `prompts`: the set of
+    cfg.generation.prompts, if the caller has loaded it already."""
     p, update = cfg.privacy, {}
     if p.keywords == "auto":
-        update["keywords"] = load_prompt_set(cfg.generation.prompts).keywords
+        update["keywords"] = (prompts or load_prompt_set(cfg.generation.prompts)).keywords
     if p.centroids == "auto":
         update["centroids"] = len(cfg.data.labels or []) == 2
     if not update:

@@ -78,7 +78,8 @@ def _run(
 ) -> RunResult:
     timer = Timer()
     # 1. The privacy plan (delta and every sigma) from the config alone, before any data is read.
-    cfg = resolved_config(cfg)
+    prompts = load_prompt_set(cfg.generation.prompts)
+    cfg = resolved_config(cfg, prompts)
     settings = PrivacySettings.from_config(cfg)
     planned = planned_releases(settings)
     log.info(
@@ -92,7 +93,6 @@ def _run(
     # 2. Validate everything cheap before touching models or disk.
     data = load_private_data(cfg.data)
     public = load_public_seed(cfg.data, data.class_names)  # [] unless data.public_seed is set
-    prompts = load_prompt_set(cfg.generation.prompts)
     check_run(cfg, data, prompts, public, planned.delta)
     log.info(
         "private data: %d records, %d classes (%d empty texts dropped) from %s",
