@@ -219,7 +219,8 @@ def test_text_like_labels_are_refused_before_any_request(tmp_path: Path, label_o
         _run(cfg, llm)
     msg = str(err.value)
     assert "column 'label'" in msg and "data.labels" in msg
-    assert label_of(3) not in msg and "40" not in msg
+    counted = msg.replace(str(tmp_path), "")  # pytest's own folder numbers are not counts
+    assert label_of(3) not in msg and "40" not in counted
     assert llm.prompts == [] and not (tmp_path / "run").exists()
 
 
