@@ -185,9 +185,17 @@ RUN_WIDE = frozenset(
 
 
 class EmbeddedGeneration(GenerationBase):
-    """The offline default: SmolLM2-135M-Instruct (GGUF from PyPI) run by xllamacpp on the CPU."""
+    """The offline default: SmolLM2-135M-Instruct (GGUF from PyPI) run by xllamacpp on the CPU.
+    `model` also takes `gemma3-270m` (Gemma 3 270M base, PyPI extra `augpe[gemma]`) or a path
+    to any GGUF file."""
 
     backend: Literal["embedded"] = "embedded"
+    api: Literal["auto", "chat", "completions"] = Field(
+        "auto",
+        description="chat: the model's chat template; completions: the prompt as plain text "
+        "(base models; use a prompt set for them, e.g. generic_base); auto: the named model's "
+        "own (gemma3-270m: completions), chat otherwise",
+    )
     n_parallel: int = Field(16, ge=1, description="decoding slots (continuous batching)")
     deterministic: bool = Field(
         True,

@@ -13,10 +13,17 @@ __all__ = ["messages_to_prompt", "transcript"]
 def messages_to_prompt(messages: Sequence[Message]) -> str:
     """Plain-text rendering of a chat for the completions endpoint (base models).
 
-    Turns become paragraphs; a base model continues after the final blank line. Prompt sets meant
-    for base models should read naturally this way.
+    Turns become paragraphs; a base model continues after the final blank line. A last assistant
+    turn is the start of the answer (a prompt set's `answer_prefix`): the prompt ends with it, as
+    written, and the model continues it. Prompt sets meant for base models should read naturally
+    this way.
     """
-    return "\n\n".join(m.get("content", "").strip() for m in messages if m.get("content")) + "\n\n"
+    prefix = ""
+    if messages and messages[-1].get("role") == "assistant":
+        prefix = messages[-1].get("content", "")
+        messages = messages[:-1]
+    body = "\n\n".join(m.get("content", "").strip() for m in messages if m.get("content"))
+    return body + "\n\n" + prefix
 
 
 def transcript(messages: Sequence[Message]) -> str:

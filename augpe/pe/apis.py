@@ -19,7 +19,12 @@ import numpy as np
 from augpe.config import GenerationConfig
 from augpe.llm.base import LLM, GenerationRequest, Message
 from augpe.pe.prompts import KEYWORD_SLOTS, PromptSet
-from augpe.pe.render import render_fill_blanks, render_random, render_rephrase
+from augpe.pe.render import (
+    last_user_turn,
+    render_fill_blanks,
+    render_random,
+    render_rephrase,
+)
 from augpe.pe.textops import (
     clean_generation,
     count_words,
@@ -138,6 +143,7 @@ class TextAPIs:
             temperature=self.cfg.temperature,
             top_p=self.cfg.top_p,
             seed=seed,
+            stop=self.prompts.stop,
         )
 
     # ---- RANDOM API -------------------------------------------------------------------------
@@ -268,7 +274,7 @@ class TextAPIs:
                     stats.failures["error"] += 1
                     still.append(job)
                     continue
-                instruction = built_req.messages[-1]["content"]
+                instruction = last_user_turn(built_req.messages)
                 text = clean_generation(strip_instruction_echo(gen.text, instruction))
                 if text is not None and self.cfg.tidy:
                     text = self._tidy(text, job.class_id, stats)

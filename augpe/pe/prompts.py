@@ -51,6 +51,7 @@ _REQUIRED_FIELD = {"rephrase": "text", "fill_blanks": "masked", "in_context": "e
 _RESERVED = frozenset({"label", "words", "text", "masked"})
 _TOP_KEYS = frozenset(
     {"name", "description", "system", "random", "rephrase", "fill_blanks", "in_context", "keywords"}
+    | {"answer_prefix", "stop"}
 )
 KEYWORD_SLOTS = ("keyword", "keyword2")
 """Placeholders that DP keywords fill (privacy.keywords); the set lists public fallbacks for them."""
@@ -98,6 +99,8 @@ class PromptSet:
     description: str = ""
     in_context: str = DEFAULT_IN_CONTEXT  # {label}, {examples}: the best-voted texts, one per line
     keywords: bool = False  # DP keywords by default (privacy.keywords: auto) for this set
+    answer_prefix: str = ""  # the answer's first characters, written for the model (base models)
+    stop: tuple[str, ...] = ()  # where a generated text ends (base models run on)
 
     @property
     def has_keyword_slot(self) -> bool:
@@ -344,4 +347,18 @@ def _with_keywords(r: _Reader, raw: Mapping[str, Any], ps: PromptSet) -> PromptS
         raise r.fail("'keywords' must be true or false")
     if on and not ps.has_keyword_slot:
         raise r.fail("'keywords: true' needs a {keyword} slot in a random template")
-    return dataclasses.replace(ps, keywords=on)
+    return dataclasses.replace(ps, keywords=on, **_completion_keys(r, raw))
+
+
+def _completion_keys(r: _Reader, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The set's `answer_prefix` and `stop` (for base models, which continue text: the prefix
+    starts the answer for them, the stops end it)."""
+    prefix = raw.get("answer_prefix", "")
+    if not isinstance(prefix, str):
+        raise r.fail("'answer_prefix' must be a string")
+    stop = raw.get("stop") or []
+    if not isinstance(stop, list) or not all(isinstance(x, str) and x for x in stop):
+        raise r.fail("'stop' must be a list of non-empty strings, e.g. [\"\\n\\n\"]")
+    if len(stop) > 4:
+        raise r.fail(f"'stop' lists {len(stop)} strings; OpenAI-compatible servers take at most 4")
+    return {"answer_prefix": prefix, "stop": tuple(stop)}

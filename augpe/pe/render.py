@@ -14,7 +14,7 @@ import numpy as np
 from augpe.pe.prompts import BASE_FIELDS, Message, PromptSet, template_fields
 from augpe.pe.textops import count_words
 
-__all__ = ["render_fill_blanks", "render_random", "render_rephrase"]
+__all__ = ["last_user_turn", "render_fill_blanks", "render_random", "render_rephrase"]
 
 
 def _pick(items: Sequence[str], rng: np.random.Generator) -> str:
@@ -50,13 +50,22 @@ def _with_examples(ps: PromptSet, label: str, examples: Sequence[str], user: str
     return ps.in_context.format(label=label, examples=listed) + user
 
 
-def _messages(system: str, turns: list[tuple[str, str]], user: str) -> list[Message]:
-    msgs: list[Message] = [{"role": "system", "content": system}]
+def _messages(ps: PromptSet, turns: list[tuple[str, str]], user: str) -> list[Message]:
+    """The system message, few-shot turns, the request, and the set's `answer_prefix` (if any)
+    as an unfinished assistant turn: the start of the answer a base model continues."""
+    msgs: list[Message] = [{"role": "system", "content": ps.system}]
     for u, a in turns:
         msgs.append({"role": "user", "content": u})
         msgs.append({"role": "assistant", "content": a})
     msgs.append({"role": "user", "content": user})
+    if ps.answer_prefix:
+        msgs.append({"role": "assistant", "content": ps.answer_prefix})
     return msgs
+
+
+def last_user_turn(messages: Sequence[Message]) -> str:
+    """The request itself: the last user turn (an `answer_prefix` turn may follow it)."""
+    return next(m["content"] for m in reversed(messages) if m["role"] == "user")
 
 
 def _check_words(words: int) -> int:
@@ -79,7 +88,7 @@ def render_random(
     template = _pick(ps.random.templates, rng)
     drawn = _draw_replacements(ps, template, "random", rng, overrides)
     user = template.format(label=label, words=_check_words(words), **drawn)
-    return _messages(ps.system, [], user.strip()), drawn
+    return _messages(ps, [], user.strip()), drawn
 
 
 def render_rephrase(
@@ -99,7 +108,7 @@ def render_rephrase(
     user = ps.rephrase.template.format(
         label=label, text=text.strip(), words=_check_words(words), style=style, **drawn
     )
-    return _messages(ps.system, [], _with_examples(ps, label, examples, user.strip()))
+    return _messages(ps, [], _with_examples(ps, label, examples, user.strip()))
 
 
 def render_fill_blanks(
@@ -133,4 +142,4 @@ def render_fill_blanks(
         turns.append((ex_user.strip(), ex.answer.strip()))
     drawn = _draw_replacements(ps, template, "fill_blanks", rng, overrides)
     user = template.format(label=label, masked=masked.strip(), words=_check_words(words), **drawn)
-    return _messages(ps.system, turns, _with_examples(ps, label, examples, user.strip()))
+    return _messages(ps, turns, _with_examples(ps, label, examples, user.strip()))

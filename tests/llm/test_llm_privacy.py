@@ -57,6 +57,10 @@ class ServerSpy:
         self.bodies.append(json.dumps(body))
         return self.server.handle_chat_completions(body, *args, **kwargs)
 
+    def handle_completions(self, body, *args, **kwargs):
+        self.bodies.append(json.dumps(body))
+        return self.server.handle_completions(body, *args, **kwargs)
+
 
 @pytest.fixture
 def private_csv(tmp_path):
@@ -171,6 +175,33 @@ def test_no_private_text_reaches_the_embedded_model(private_csv, tmp_path):
     finally:
         embedded.close()
     assert_no_private_text({"embedded": spy.bodies}, private_texts)
+
+
+def test_no_private_text_reaches_the_embedded_base_model_in_completions_mode(private_csv, tmp_path):
+    """Gemma 3 270M (a base model) takes each request as plain text with the set's answer prefix;
+    every request carries the set's stops."""
+    csv, private_texts = private_csv
+    cfg = run_config(csv, tmp_path / "run")
+    cfg = cfg.model_copy(
+        update={
+            "generation": cfg.generation.model_copy(
+                update={"model": "gemma3-270m", "prompts": "generic_base"}
+            )
+        }
+    )
+    gemma = EmbeddedLLM.from_config(cfg.generation, show_progress=False)
+    assert gemma.api == "completions"
+    spy = ServerSpy(gemma._server)
+    gemma._server = spy
+    try:
+        result = pipeline.run(cfg, show_progress=False, llm=gemma, embedder=HashEmbedder())
+    finally:
+        gemma.close()
+    assert_no_private_text({"embedded gemma": spy.bodies}, private_texts)
+    bodies = [json.loads(b) for b in spy.bodies]
+    assert all("messages" not in b and b["prompt"].endswith('\n\n"') for b in bodies)
+    assert all(b["stop"] == ['"\n', "\n\n"] for b in bodies)
+    assert {r["model"] for r in result.samples} == {"embedded:gemma-3-270m-q4_k_m"}
 
 
 @pytest.mark.slow

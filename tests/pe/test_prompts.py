@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from augpe.errors import PromptError
+from augpe.llm.chat import messages_to_prompt
 from augpe.pe.prompts import (
     PromptSet,
     available_prompt_sets,
@@ -17,7 +18,7 @@ from augpe.pe.prompts import (
     prompts_dir,
     template_fields,
 )
-from augpe.pe.render import render_fill_blanks, render_random, render_rephrase
+from augpe.pe.render import last_user_turn, render_fill_blanks, render_random, render_rephrase
 from augpe.pe.textops import (
     clean_generation,
     count_words,
@@ -29,7 +30,8 @@ from augpe.pe.textops import (
     target_words,
 )
 
-SHIPPED = ["generic", "reviews", "yelp", "openreview", "pubmed"]
+SHIPPED = ["generic", "reviews", "yelp", "openreview", "pubmed"]  # the chat sets
+EVERY_SET = [*SHIPPED, "generic_v2", "generic_base", "amazon_food", "amazon_food_keywords"]
 LABEL = "LABEL-XYZ"
 TEXT = "The noodles were warm and the broth was rich with ginger and garlic."
 
@@ -52,7 +54,7 @@ def _no_placeholder_left(msgs: list[dict[str, str]]) -> None:
 
 def test_all_shipped_prompt_sets_are_found_in_prompts_dir() -> None:
     assert (prompts_dir() / "generic.yaml").is_file()
-    assert set(SHIPPED) <= set(available_prompt_sets())
+    assert set(EVERY_SET) <= set(available_prompt_sets())
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -79,41 +81,54 @@ def test_shipped_set_loads_with_enough_variety(name: str) -> None:
     assert set(sizes) <= used
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", EVERY_SET)
 def test_shipped_set_renders_all_three_kinds(name: str) -> None:
     ps = load_prompt_set(name)
+    # A set for base models (answer_prefix) ends each request with the answer's first characters.
+    prefill = [{"role": "assistant", "content": ps.answer_prefix}] if ps.answer_prefix else []
+
+    def request(msgs: list[dict[str, str]], n_turns: int) -> str:
+        assert [m["role"] for m in msgs] == ["system"] + ["user", "assistant"] * n_turns + [
+            "user"
+        ] + [m["role"] for m in prefill]
+        assert msgs[len(msgs) - len(prefill) :] == prefill
+        return last_user_turn(msgs)
+
+    def words_shown(template: str, user: str, n: int) -> bool:  # base models get no length
+        return str(n) in user or "{words}" not in template
+
     for seed in range(20):  # enough seeds to hit every random template
         msgs, drawn = render_random(ps, LABEL, 47, _rng(seed))
         _no_placeholder_left(msgs)
-        assert [m["role"] for m in msgs] == ["system", "user"]
+        user = request(msgs, 0)
         assert msgs[0]["content"] == ps.system
-        assert LABEL in msgs[-1]["content"] and "47" in msgs[-1]["content"]
+        assert LABEL in user
+        assert "47" in user or not all("{words}" in t for t in ps.random.templates)
         for key, value in drawn.items():
             assert value in ps.random.replacements[key]
-            assert value in msgs[-1]["content"]
+            assert value in user
 
     msgs = render_rephrase(ps, LABEL, TEXT, 33, _rng(1))
     _no_placeholder_left(msgs)
-    assert [m["role"] for m in msgs] == ["system", "user"]
-    user = msgs[-1]["content"]
-    assert LABEL in user and TEXT in user and "33" in user
+    user = request(msgs, 0)
+    assert LABEL in user and TEXT in user and words_shown(ps.rephrase.template, user, 33)
     assert any(style in user for style in ps.rephrase.styles)
 
     masked = mask_text(TEXT, 0.5, _rng(2))
     msgs = render_fill_blanks(ps, LABEL, masked, 29, _rng(3))
     _no_placeholder_left(msgs)
     n_ex = len(ps.fill_blanks.examples)
-    assert [m["role"] for m in msgs] == ["system"] + ["user", "assistant"] * n_ex + ["user"]
-    user = msgs[-1]["content"]
-    assert LABEL in user and masked in user and "29" in user
+    user = request(msgs, n_ex)
+    assert LABEL in user and masked in user and words_shown(ps.fill_blanks.template, user, 29)
     for i, ex in enumerate(ps.fill_blanks.examples):
         ex_user, ex_answer = msgs[1 + 2 * i]["content"], msgs[2 + 2 * i]["content"]
         assert ex.masked in ex_user
         assert ex_answer == ex.answer
-        assert f"{count_words(ex.answer)} words" in ex_user
+        if "{words}" in ps.fill_blanks.template:
+            assert f"{count_words(ex.answer)} words" in ex_user
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", EVERY_SET)
 def test_shipped_few_shot_examples_are_consistent_masks_of_their_answers(name: str) -> None:
     for ex in load_prompt_set(name).fill_blanks.examples:
         masked, answer = ex.masked.split(), ex.answer.split()
@@ -315,6 +330,41 @@ def test_unknown_keys_are_rejected(tmp_path: Path) -> None:
     raw = _valid_raw()
     raw["rephrase"]["stlyes"] = ["typo"]
     _expect_error(_write(tmp_path, raw), "stlyes")
+
+
+def test_a_set_for_base_models_prefills_the_answer_and_states_its_stops(tmp_path: Path) -> None:
+    raw = _valid_raw()
+    raw["answer_prefix"] = '"'
+    raw["stop"] = ['"\n', "\n\n"]
+    ps = load_prompt_set(str(_write(tmp_path, raw, "base.yaml")))
+    assert ps.answer_prefix == '"' and ps.stop == ('"\n', "\n\n")
+    msgs, _ = render_random(ps, LABEL, 20, _rng(0))
+    assert msgs[-1] == {"role": "assistant", "content": '"'}
+    prompt = messages_to_prompt(msgs)
+    assert prompt.endswith(last_user_turn(msgs) + '\n\n"')  # the model continues the quote
+    # a chat set: no prefill, the plain-text prompt ends after a blank line
+    chat = load_prompt_set(str(_write(tmp_path, _valid_raw(), "chat.yaml")))
+    msgs, _ = render_random(chat, LABEL, 20, _rng(0))
+    assert msgs[-1]["role"] == "user" and messages_to_prompt(msgs).endswith("\n\n")
+    assert chat.stop == () and chat.answer_prefix == ""
+
+
+@pytest.mark.parametrize(
+    "key, value, fragment",
+    [
+        ("stop", "\n\n", "'stop' must be a list"),
+        ("stop", ["ok", ""], "'stop' must be a list"),
+        ("stop", ["a", "b", "c", "d", "e"], "at most 4"),
+        ("answer_prefix", 3, "'answer_prefix' must be a string"),
+    ],
+)
+def test_bad_completion_keys_are_refused_with_the_file_named(
+    tmp_path: Path, key: str, value: object, fragment: str
+) -> None:
+    raw = _valid_raw()
+    raw[key] = value
+    msg = _expect_error(_write(tmp_path, raw), fragment)
+    assert "bad.yaml" in msg
 
 
 def test_bad_few_shot_example_is_rejected(tmp_path: Path) -> None:

