@@ -126,6 +126,7 @@ def random_api_run(cfg: Config, llm: Any, out: Path) -> dict[str, Any]:
     d = released_config(cfg)
     d["privacy"]["epsilon"] = 0.0
     d["privacy"]["keywords"] = False  # the random API alone: no DP keyword release
+    d["privacy"]["centroids"] = False  # ... and no centroid labels
     (out / "config.yaml").write_text(yaml.safe_dump(d, sort_keys=False), encoding="utf-8")
     write_jsonl(out / "synthetic.jsonl", rows)
     summary = {

@@ -46,7 +46,8 @@ CENTROID_LABELS = "the labelling (DP class centroids in this space label the cor
 
 
 def uses_centroid_labels(run_dir: Any) -> bool:
-    """Whether the run's corpus is labelled by DP class centroids (its config's privacy.centroids)."""
+    """Whether the run's corpus is labelled by DP class centroids (its config's privacy.centroids,
+    resolved to true; a folder that states `auto` made no centroid release)."""
     from augpe.runner.layout import RunFolder
 
     try:
@@ -54,7 +55,7 @@ def uses_centroid_labels(run_dir: Any) -> bool:
     except (OSError, yaml.YAMLError):
         return False
     privacy = cfg.get("privacy") if isinstance(cfg, dict) else None
-    return isinstance(privacy, dict) and bool(privacy.get("centroids"))
+    return isinstance(privacy, dict) and privacy.get("centroids") is True
 
 
 def _short_model(name: str) -> str:

@@ -20,6 +20,7 @@ from augpe.cli.parser import build_parser
 from augpe.evaluate import EvalOptions, demo_baselines, evaluate, format_baselines
 from augpe.evaluate.downstream import linear_probe
 from augpe.evaluate.independent import analyse, bow_classifier
+from augpe.evaluate.learners import uses_centroid_labels
 from augpe.evaluate.scores import balanced_accuracy, constant_balanced_accuracy, scores
 from augpe.evaluate.worth import (
     curve_sizes,
@@ -301,3 +302,13 @@ def test_a_curve_stops_once_past_the_best_corpus_and_reads_the_same_worth() -> N
     assert len(calls) < n_full and max(calls) == 64  # the costly sizes were never fitted
     for value in (0.55, 0.66, 0.75):
         assert worth_real(short, value) == worth_real(full, value)
+
+
+@pytest.mark.parametrize("stated, on", [(True, True), (False, False), ("auto", False)])
+def test_only_a_centroid_release_stated_true_is_named_as_the_labeller(
+    tmp_path: Path, stated: object, on: bool
+) -> None:
+    """A folder that states `centroids: auto` (a benchmark's eps = 0 arm) made no centroid
+    release: the probe's number must not be credited to one."""
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"privacy": {"centroids": stated}}))
+    assert uses_centroid_labels(tmp_path) is on
