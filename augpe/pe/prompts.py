@@ -324,7 +324,7 @@ def _parse(raw: Any, path: Path) -> PromptSet:
             )
         )
 
-    return _with_keywords(
+    ps = _with_keywords(
         r,
         raw,
         PromptSet(
@@ -338,6 +338,7 @@ def _parse(raw: Any, path: Path) -> PromptSet:
             description=description,
         ),
     )
+    return dataclasses.replace(ps, **_completion_keys(r, raw))
 
 
 def _with_keywords(r: _Reader, raw: Mapping[str, Any], ps: PromptSet) -> PromptSet:
@@ -347,7 +348,7 @@ def _with_keywords(r: _Reader, raw: Mapping[str, Any], ps: PromptSet) -> PromptS
         raise r.fail("'keywords' must be true or false")
     if on and not ps.has_keyword_slot:
         raise r.fail("'keywords: true' needs a {keyword} slot in a random template")
-    return dataclasses.replace(ps, keywords=on, **_completion_keys(r, raw))
+    return dataclasses.replace(ps, keywords=on)
 
 
 def _completion_keys(r: _Reader, raw: Mapping[str, Any]) -> dict[str, Any]:
