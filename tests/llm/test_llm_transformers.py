@@ -151,3 +151,22 @@ def test_bf16_or_fp16_batched_generation_on_a_gpu(tiny):
     again = TransformersLLM(model, tok, batch_size=8, show_progress=False).generate(reqs)
     assert sum(a.text == b.text for a, b in zip(gens, again)) >= 14  # bf16: same batches, same text
     llm.close()
+
+
+def test_an_answer_prefix_is_continued_by_the_template_and_the_transcript(tiny):
+    """A last assistant turn (a prompt set's answer_prefix) starts the reply: the prompt ends
+    with it, inside an open assistant turn, in both renderings."""
+    from augpe.llm.chat import transcript
+
+    msgs = [
+        {"role": "system", "content": "Real examples, quoted."},
+        {"role": "user", "content": "Here is a review:"},
+        {"role": "assistant", "content": '"'},
+    ]
+    llm = llm_of(tiny)
+    rendered = llm.render(msgs)
+    assert rendered.rstrip().endswith('"') and rendered.count("<|im_start|>assistant") == 1
+    plain = llm.render(msgs[:-1])
+    assert plain.rstrip().endswith("<|im_start|>assistant")  # no prefix: a fresh assistant turn
+    assert transcript(msgs).endswith('User: Here is a review:\nAssistant: "')
+    assert transcript(msgs[:-1]).endswith("User: Here is a review:\nAssistant:")

@@ -27,7 +27,7 @@ from augpe.config import TransformersGeneration
 from augpe.errors import BackendError, ConfigError, missing_dependency
 from augpe.llm.base import Generation, GenerationRequest, Message, OnResult, Usage, progress_bar
 from augpe.llm.batching import isolate_failures
-from augpe.llm.chat import transcript
+from augpe.llm.chat import answer_prefix, transcript
 from augpe.llm.cost import Budget, CostMeter, Metered, Prices
 
 __all__ = ["TransformersLLM", "resolve_device_dtype"]
@@ -235,10 +235,15 @@ class TransformersLLM(Metered):
 
     # ---- prompts -----------------------------------------------------------------------------
     def render(self, messages: Sequence[Message]) -> str:
-        """The model's chat template, or a plain transcript for a model without one."""
+        """The model's chat template, or a plain transcript for a model without one. A last
+        assistant turn (a prompt set's `answer_prefix`) is continued, not closed."""
         if getattr(self.tokenizer, "chat_template", None):
+            prefilled = bool(answer_prefix(messages)[1])
             text: str = self.tokenizer.apply_chat_template(
-                list(messages), tokenize=False, add_generation_prompt=True
+                list(messages),
+                tokenize=False,
+                add_generation_prompt=not prefilled,
+                continue_final_message=prefilled,
             )
             return text
         return transcript(messages)
