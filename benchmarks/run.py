@@ -111,15 +111,16 @@ def random_api_run(cfg: Config, llm: Any, out: Path) -> dict[str, Any]:
     from augpe.pe.select import allocate
     from augpe.records.data import load_private_data
     from augpe.records.sample import corpus_record
+    from augpe.runner.components import build_writers
     from augpe.runner.layout import released_config
 
     t0 = time.perf_counter()
     data = load_private_data(cfg.data)
     sizes = allocate(cfg.pe.samples, np.ones(data.num_classes))
     descriptions = [cfg.generation.label_descriptions.get(c, c) for c in data.class_names]
-    apis = TextAPIs(
-        llm, load_prompt_set(cfg.generation.prompts), cfg.generation, descriptions, cfg.seed
-    )
+    prompts = load_prompt_set(cfg.generation.prompts)
+    writers = build_writers(cfg, llm, prompts, data.class_names)  # a mixture's own prompts
+    apis = TextAPIs(llm, prompts, cfg.generation, descriptions, cfg.seed, writers=writers)
     samples = apis.random([c for c, n in enumerate(sizes) for _ in range(int(n))], iteration=0)
     rows = [corpus_record(s, data.class_names, data.class_labels, None) for s in samples]
     out.mkdir(parents=True, exist_ok=True)

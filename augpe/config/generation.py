@@ -91,7 +91,15 @@ class GenerationBase(_Section):
         default_factory=list,
         description="weighted backends, e.g. [{backend: openai, model: gpt-4o-mini, weight: 3}, "
         "{backend: embedded, weight: 1}]; each request goes to one, chosen from its seed; each "
-        "entry takes the settings of its own backend",
+        "entry takes the settings of its own backend, and may name its own prompt set and "
+        "label_descriptions (an instruct model and a base model each need theirs)",
+    )
+    mixture_routing: Literal["request", "lineage"] = Field(
+        "request",
+        description="which mixture member writes a text: request: each request drawn by weight; "
+        "lineage: the RANDOM API draws by weight, and each variation is written by the member "
+        "that wrote its parent, so a member's share of later iterations follows the noisy votes "
+        "its texts won (post-processing); local engine only",
     )
 
     @model_validator(mode="before")
@@ -148,6 +156,8 @@ class GenerationBase(_Section):
 
     @model_validator(mode="after")
     def _check_mixture(self) -> GenerationBase:
+        if self.mixture_routing == "lineage" and not self.mixture:
+            raise ValueError("mixture_routing: lineage needs a generation.mixture")
         for i, _ in enumerate(self.mixture):
             self.mixture_member(i)  # raises with the entry named
         return self
@@ -156,8 +166,8 @@ class GenerationBase(_Section):
         """Entry `i` of `mixture` as a full config and its weight. Unset keys inherit this config:
         the shared ones always, its backend's own ones when the entry has the same backend.
 
-        Run-wide settings (prompts, sampling, lengths, cache, max_cost) cannot differ per member:
-        the PE loop asks every backend the same requests and the budget is one for the run.
+        Run-wide settings (sampling, lengths, cache, max_cost) cannot differ per member: the
+        budget is one for the run. A member may name its own prompt set and class descriptions.
         """
         member = self.mixture[i]
         where = f"mixture[{i}]"
@@ -166,7 +176,8 @@ class GenerationBase(_Section):
         inherit = (
             GenerationBase.model_fields if backend != self.backend else type(self).model_fields
         )
-        base = {k: v for k, v in self.model_dump(exclude={"mixture"}).items() if k in inherit}
+        exclude = {"mixture", "mixture_routing"}
+        base = {k: v for k, v in self.model_dump(exclude=exclude).items() if k in inherit}
         try:
             full = GENERATION.validate_python({**base, "backend": backend, **entry})
         except ValidationError as err:
@@ -178,8 +189,8 @@ class GenerationBase(_Section):
 
 
 RUN_WIDE = frozenset(
-    {"prompts", "label_descriptions", "temperature", "top_p", "variation", "mask_schedule"}
-    | {"max_retries", "tidy", "length", "mixture", "cache", "cache_path", "max_cost"}
+    {"temperature", "top_p", "variation", "mask_schedule", "max_retries", "tidy", "length"}
+    | {"mixture", "mixture_routing", "cache", "cache_path", "max_cost"}
 )
 """Settings of the whole run: a mixture member cannot set them."""
 

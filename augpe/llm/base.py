@@ -20,7 +20,9 @@ Message = dict[str, str]
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One chat completion. `seed` makes the sample reproducible on backends that honour it."""
+    """One chat completion. `seed` makes the sample reproducible on backends that honour it.
+    `member`: in a mixture, the member that must answer it (its prompt was rendered for that
+    member); None lets the mixture route it by its seed. Not part of the request cache's key."""
 
     messages: list[Message]
     max_tokens: int
@@ -28,6 +30,7 @@ class GenerationRequest:
     top_p: float
     seed: int
     stop: tuple[str, ...] = ()
+    member: int | None = None
 
 
 @dataclass(frozen=True)

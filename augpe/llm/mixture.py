@@ -2,7 +2,8 @@
 
 The backend is a deterministic function of the request's seed, so a rerun or a resumed run sends
 every request to the same model as before (and finds it in the cache), and the choice does not
-depend on batch order. Each backend answers its share of a batch at the same time as the others;
+depend on batch order. A request that names its `member` (the PE APIs do so when members have
+their own prompt sets, or a variation goes to its parent's model) goes to that member. Each backend answers its share of a batch at the same time as the others;
 `Generation.model` says which model wrote each sample, and the corpus keeps it.
 """
 
@@ -57,7 +58,12 @@ class MixtureLLM(BaseLLM):
         """Member index -> the indices of the requests it answers."""
         groups: dict[int, list[int]] = {}
         for i, r in enumerate(requests):
-            groups.setdefault(self.route(r.seed), []).append(i)
+            k = self.route(r.seed) if r.member is None else r.member
+            if not 0 <= k < len(self.members):
+                raise ValueError(
+                    f"request {i} names mixture member {k}; there are {len(self.members)}"
+                )
+            groups.setdefault(k, []).append(i)
         return groups
 
     def worst_case(self, requests: Sequence[GenerationRequest]) -> float:

@@ -18,6 +18,7 @@ import numpy as np
 
 from augpe.config import GenerationConfig
 from augpe.llm.base import LLM, GenerationRequest, Message
+from augpe.llm.mixture import route_fraction
 from augpe.pe.prompts import KEYWORD_SLOTS, PromptSet
 from augpe.pe.render import (
     last_user_turn,
@@ -92,6 +93,39 @@ class GenerationStats:
 
 
 @dataclass(frozen=True)
+class Writers:
+    """Who writes each text in a mixture whose members need their own prompt sets, or whose
+    variations go to their parent's model (`generation.mixture_routing: lineage`).
+
+    The APIs then choose every request's member before rendering it with that member's prompt
+    set, and name the member in the request. A RANDOM request (and a variation under `request`
+    routing, or of a parent no member wrote) draws its member by weight from a hash of its slot,
+    so a resumed run chooses as before; under `lineage` a variation goes to the member whose model
+    wrote its parent (`Sample.model`; several members of one model: by weight among them). The
+    parents are chosen from noisy votes, so each member's share of the next iteration follows the
+    votes its texts won: post-processing, no privacy cost.
+    """
+
+    prompts: list[PromptSet]
+    labels: list[list[str]]  # per member: each class's description in its prompts
+    weights: list[float]
+    names: list[str]  # the model name each member's generations carry
+    lineage: bool = False
+
+    def choose(self, key: Sequence[int], parent: Sample | None) -> int:
+        among = list(range(len(self.weights)))
+        if self.lineage and parent is not None:
+            among = [k for k, n in enumerate(self.names) if n == parent.model] or among
+        seed = int(np.random.default_rng([*key]).integers(2**62))
+        u = route_fraction(seed) * sum(self.weights[k] for k in among)
+        for k in among:
+            u -= self.weights[k]
+            if u < 0:
+                return k
+        return among[-1]
+
+
+@dataclass(frozen=True)
 class _Job:
     """One sample to produce: `build(attempt)` gives the prompt and the text an echo is checked against."""
 
@@ -101,6 +135,7 @@ class _Job:
     parent: Sample | None
     op: str
     build: Callable[[int], tuple[GenerationRequest, str | None]]
+    label: str  # the class description the prompt used (an echo of it is cut)
 
 
 class TextAPIs:
@@ -116,9 +151,11 @@ class TextAPIs:
         keywords: list[list[str]] | None = None,
         public: Sequence[tuple[str, int]] = (),
         lengths: LengthTargets | None = None,
+        writers: Writers | None = None,
     ) -> None:
         self.llm = llm
         self.prompts = prompts
+        self.writers = writers  # a mixture whose members have their own prompts (or lineage)
         self.cfg = cfg
         self.labels = class_descriptions
         self.seed = seed
@@ -134,7 +171,25 @@ class TextAPIs:
         (best first; chosen by noisy votes: post-processing); never the parent it varies."""
         self.examples, self.n_examples = examples, n
 
-    def _request(self, messages: list[Message], words: int, seed: int) -> GenerationRequest:
+    def _writer(
+        self, iteration: int, purpose: str, stream: int, slot: int, parent: Sample | None = None
+    ) -> tuple[int | None, PromptSet, list[str]]:
+        """The mixture member that writes this request (None: the LLM routes it), its prompt set
+        and its class descriptions."""
+        if self.writers is None:
+            return None, self.prompts, self.labels
+        key = (self.seed, iteration, 13, _PURPOSE[purpose], stream, slot)
+        k = self.writers.choose(key, parent)
+        return k, self.writers.prompts[k], self.writers.labels[k]
+
+    def _request(
+        self,
+        messages: list[Message],
+        words: int,
+        seed: int,
+        prompts: PromptSet,
+        member: int | None,
+    ) -> GenerationRequest:
         return GenerationRequest(
             messages=messages,
             max_tokens=max_tokens_for(
@@ -143,7 +198,8 @@ class TextAPIs:
             temperature=self.cfg.temperature,
             top_p=self.cfg.top_p,
             seed=seed,
-            stop=self.prompts.stop,
+            stop=prompts.stop,
+            member=member,
         )
 
     # ---- RANDOM API -------------------------------------------------------------------------
@@ -188,15 +244,16 @@ class TextAPIs:
         self, slots: Sequence[tuple[int, int]], iteration: int, stream: int
     ) -> list[Sample]:
         def job(slot: int, c: int) -> _Job:
+            member, prompts, labels = self._writer(iteration, "random", stream, slot)
+
             def build(attempt: int) -> tuple[GenerationRequest, str | None]:
                 rng = request_rng(self.seed, iteration, "random", stream, slot, attempt)
                 words = self._random_words(c, rng)
-                messages, _ = render_random(
-                    self.prompts, self.labels[c], words, rng, self._keyword_slots(c)
-                )
-                return self._request(messages, words, int(rng.integers(2**31 - 1))), None
+                messages, _ = render_random(prompts, labels[c], words, rng, self._keyword_slots(c))
+                seed = int(rng.integers(2**31 - 1))
+                return self._request(messages, words, seed, prompts, member), None
 
-            return _Job(slot, stream, c, None, "random", build)
+            return _Job(slot, stream, c, None, "random", build, labels[c])
 
         return self._run([job(i, c) for i, c in slots], iteration, "random API")
 
@@ -210,8 +267,12 @@ class TextAPIs:
             for j in range(n_each):
                 slot = i * n_each + j
                 op = self._variation_op(slot, iteration)
-                build = self._variation_builder(parent, op, stream, slot, iteration)
-                jobs.append(_Job(slot, stream, parent.class_id, parent, op, build))
+                member, prompts, labels = self._writer(iteration, op, stream, slot, parent)
+                label = labels[parent.class_id]
+                build = self._variation_builder(
+                    parent, op, stream, slot, iteration, member, prompts, label
+                )
+                jobs.append(_Job(slot, stream, parent.class_id, parent, op, build, label))
         return self._run(jobs, iteration, f"variations it{iteration}")
 
     def _variation_op(self, slot: int, iteration: int) -> str:
@@ -221,9 +282,16 @@ class TextAPIs:
         return "rephrase" if rng.random() < 0.5 else "fill_blanks"
 
     def _variation_builder(
-        self, parent: Sample, op: str, stream: int, slot: int, iteration: int
+        self,
+        parent: Sample,
+        op: str,
+        stream: int,
+        slot: int,
+        iteration: int,
+        member: int | None,
+        prompts: PromptSet,
+        label: str,
     ) -> Callable[[int], tuple[GenerationRequest, str | None]]:
-        label = self.labels[parent.class_id]
         length = self.cfg.length
         slots = self._keyword_slots(parent.class_id)
         shown = [s.text for s in self.examples.get(parent.class_id, []) if s.id != parent.id]
@@ -235,20 +303,19 @@ class TextAPIs:
             if op == "fill_blanks":
                 p = mask_probability(self.cfg.mask_schedule, iteration)
                 masked = mask_text(parent.text, p, rng)
-                messages = render_fill_blanks(self.prompts, label, masked, words, rng, slots, shown)
+                messages = render_fill_blanks(prompts, label, masked, words, rng, slots, shown)
                 echo_ref = masked
             else:
-                messages = render_rephrase(
-                    self.prompts, label, parent.text, words, rng, slots, shown
-                )
+                messages = render_rephrase(prompts, label, parent.text, words, rng, slots, shown)
                 echo_ref = parent.text
-            return self._request(messages, words, int(rng.integers(2**31 - 1))), echo_ref
+            seed = int(rng.integers(2**31 - 1))
+            return self._request(messages, words, seed, prompts, member), echo_ref
 
         return build
 
-    def _tidy(self, text: str, class_id: int, stats: GenerationStats) -> str | None:
+    def _tidy(self, text: str, label: str, stats: GenerationStats) -> str | None:
         """Cut an echoed class description and an unfinished last sentence (counted)."""
-        text, echoed = strip_label_echo(text, self.labels[class_id])
+        text, echoed = strip_label_echo(text, label)
         text, cut = trim_unfinished(text)
         stats.tidied["label_echo"] += echoed
         stats.tidied["unfinished_sentence"] += cut
@@ -277,7 +344,7 @@ class TextAPIs:
                 instruction = last_user_turn(built_req.messages)
                 text = clean_generation(strip_instruction_echo(gen.text, instruction))
                 if text is not None and self.cfg.tidy:
-                    text = self._tidy(text, job.class_id, stats)
+                    text = self._tidy(text, job.label, stats)
                 if text is None:
                     stats.failures["empty_or_malformed"] += 1
                     still.append(job)

@@ -8,7 +8,7 @@ import logging
 import numpy as np
 
 from augpe.config import Config
-from augpe.errors import ConfigError
+from augpe.errors import ConfigError, PromptError
 from augpe.pe.prompts import PromptSet, load_prompt_set
 from augpe.records.data import PrivateData
 
@@ -57,6 +57,19 @@ def check_run(
             f"privacy.keywords: the prompt set '{prompts.name}' has no {{keyword}} slot in its "
             "random templates, so DP keywords would be paid for and never used"
         )
+    gen = cfg.generation
+    if gen.mixture_routing == "lineage" and cfg.execution.engine != "local":
+        raise ConfigError(
+            "generation.mixture_routing: lineage runs on the local engine (execution.engine: "
+            "local), where the run knows which model wrote each text"
+        )
+    for i in range(len(gen.mixture)):  # a member's own prompt set: refused now, with its name
+        member = gen.mixture_member(i)[0]
+        if member.prompts != gen.prompts:
+            try:
+                load_prompt_set(member.prompts)
+            except PromptError as err:
+                raise ConfigError(f"generation.mixture[{i}].prompts: {err}") from None
     units = len(data) if data.user_ids is None else int(np.unique(data.user_ids).size)
     bound = cfg.privacy.population_bound
     if bound is not None and units > bound:

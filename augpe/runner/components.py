@@ -4,20 +4,31 @@ asked), the embedder, and the vote (local or sharded on Ray, on the configured k
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from augpe.config import Config, GenerationConfig
 from augpe.embed import Embedder, PrivateEmbeddings, make_embedder
+from augpe.errors import ConfigError
 from augpe.llm import make_llm
 from augpe.llm.base import LLM
 from augpe.llm.cache import resolve_cache_path, wrap_with_cache
+from augpe.llm.mixture import MixtureLLM
+from augpe.pe.apis import Writers
+from augpe.pe.prompts import PromptSet, load_prompt_set
 from augpe.privacy.vote import vote_histogram
 from augpe.records.data import PrivateData
 
-__all__ = ["build_components", "build_embedder", "build_llm", "build_vote", "overlap_private"]
+__all__ = [
+    "build_components",
+    "build_embedder",
+    "build_llm",
+    "build_vote",
+    "build_writers",
+    "overlap_private",
+]
 
 
 def build_llm(cfg: Config, show_progress: bool = True) -> LLM:
@@ -39,6 +50,35 @@ def build_embedder(cfg: Config, show_progress: bool = True) -> Embedder:
 def build_components(cfg: Config, show_progress: bool = True) -> tuple[LLM, Embedder]:
     """Both models, loaded once per run."""
     return build_llm(cfg, show_progress), build_embedder(cfg, show_progress)
+
+
+def build_writers(
+    cfg: Config, llm: LLM, prompts: PromptSet, class_names: Sequence[str]
+) -> Writers | None:
+    """Who writes each text, when the PE APIs must choose a mixture member themselves: some member
+    names its own prompt set or class descriptions, or `generation.mixture_routing` is lineage.
+    None otherwise (the mixture, if any, routes each request by its seed)."""
+    gen = cfg.generation
+    members = [gen.mixture_member(i) for i in range(len(gen.mixture))]
+    lineage = gen.mixture_routing == "lineage"
+    if not members:
+        return None
+    sets = [prompts if m.prompts == gen.prompts else load_prompt_set(m.prompts) for m, _ in members]
+    own = [m.label_descriptions for m, _ in members]
+    if (
+        not lineage
+        and all(p is prompts for p in sets)
+        and all(d == gen.label_descriptions for d in own)
+    ):
+        return None
+    labels = [[d.get(c, c) for c in class_names] for d in own]
+    names = [m.name for m in llm.members] if isinstance(llm, MixtureLLM) else []
+    if lineage and len(names) != len(members):
+        raise ConfigError(
+            "generation.mixture_routing: lineage runs on the local engine (execution.engine: "
+            "local), where the run knows which model wrote each text"
+        )
+    return Writers(sets, labels, [w for _, w in members], names or [""] * len(members), lineage)
 
 
 def overlap_private(cfg: Config) -> bool:

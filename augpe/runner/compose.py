@@ -40,6 +40,7 @@ from augpe.runner.components import (
     build_embedder,
     build_llm,
     build_vote,
+    build_writers,
     overlap_private,
 )
 from augpe.runner.layout import RunLayout
@@ -171,7 +172,15 @@ def _run_loaded(
     sizes = class_sizes(cfg.privacy, cfg.pe.samples, data.class_names, plan.noisy_counts)
     labels = [cfg.generation.label_descriptions.get(c, c) for c in data.class_names]
     apis = TextAPIs(
-        llm, prompts, cfg.generation, labels, cfg.seed, plan.keywords, public, plan.lengths
+        llm,
+        prompts,
+        cfg.generation,
+        labels,
+        cfg.seed,
+        plan.keywords,
+        public,
+        plan.lengths,
+        build_writers(cfg, llm, prompts, data.class_names),
     )
     # The initial population needs no private data: its generation can hide the private embedding.
     overlap = overlap_private(cfg)

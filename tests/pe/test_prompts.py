@@ -31,7 +31,14 @@ from augpe.pe.textops import (
 )
 
 SHIPPED = ["generic", "reviews", "yelp", "openreview", "pubmed"]  # the chat sets
-EVERY_SET = [*SHIPPED, "generic_v2", "generic_base", "amazon_food", "amazon_food_keywords"]
+EVERY_SET = [
+    *SHIPPED,
+    "generic_v2",
+    "generic_base",
+    "generic_base_keywords",
+    "amazon_food",
+    "amazon_food_keywords",
+]
 LABEL = "LABEL-XYZ"
 TEXT = "The noodles were warm and the broth was rich with ginger and garlic."
 
