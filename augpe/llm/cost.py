@@ -254,6 +254,20 @@ def add_spend(earlier: Mapping[str, Any], now: Mapping[str, Any]) -> dict[str, A
     return out
 
 
+def negated(report: Mapping[str, Any]) -> dict[str, Any]:
+    """`report` with its SPEND_TOTALS, `cost_by_batch` and mixture `members` negated: added to a
+    later report of the same backend (`add_spend`), it leaves what was spent in between."""
+    out = dict(report)
+    for key, value in report.items():
+        if key in SPEND_TOTALS and _number(value):
+            out[key] = -value
+        elif key == "cost_by_batch" and isinstance(value, Mapping):
+            out[key] = {b: -float(c) for b, c in value.items()}
+        elif key == "members" and isinstance(value, Mapping):
+            out[key] = {n: negated(p) if isinstance(p, Mapping) else p for n, p in value.items()}
+    return out
+
+
 def budgets_of(llm: Any) -> list[Budget]:
     """Every distinct Budget behind `llm`: its meter's, and those of the backends it wraps
     (`inner`: the request cache) or mixes (`members`)."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from augpe.atomic import read_json, write_json
 from augpe.llm.base import LLM, Usage
-from augpe.llm.cost import add_spend, carry_spend, cost_report
+from augpe.llm.cost import add_spend, carry_spend, cost_report, negated
 from augpe.privacy.ledger import Ledger
 from augpe.timing import Timer
 
@@ -95,11 +95,14 @@ def load_spend(path: Path) -> dict[str, Any]:
 
 def resume_spend(path: Path, resume: bool, llm: LLM) -> dict[str, Any]:
     """The earlier invocations' totals of a resumed run ({} for a fresh one), already charged to
-    `llm`'s budget so that `generation.max_cost` holds for the run, not per invocation."""
+    `llm`'s budget so that `generation.max_cost` holds for the run, not per invocation. Less what
+    `llm` had generated before this invocation (a caller's LLM may serve several runs), so that
+    `total_spend` counts this run's invocations only."""
     earlier = load_spend(path) if resume else {}
     cost = (earlier.get("cost") or {}).get("cost", 0.0)
     carry_spend(llm, float(cost) if isinstance(cost, (int, float)) else 0.0)
-    return earlier
+    before = spend_of(llm)
+    return {k: add_spend(earlier.get(k) or {}, negated(before[k])) for k in before}
 
 
 def save_spend(path: Path, earlier: Mapping[str, Any], llm: LLM) -> None:
