@@ -16,7 +16,7 @@ from augpe.llm.base import GenerationRequest
 from augpe.llm.cost import Prices
 from augpe.llm.tokens import prompt_counter
 from augpe.pe.apis import request_rng
-from augpe.pe.prompts import load_prompt_set
+from augpe.pe.prompts import PromptSet, load_prompt_set
 from augpe.pe.render import render_fill_blanks, render_random, render_rephrase
 from augpe.pe.requests import request_counts
 from augpe.pe.select import allocate
@@ -26,21 +26,15 @@ from augpe.records.data import load_private_data
 PLACEHOLDER = "<a synthetic sample of about {words} words>"
 
 
-def dry_run(cfg: Config, n_examples: int = 3) -> dict[str, Any]:
-    data = load_private_data(cfg.data)
-    if cfg.pe.samples < data.num_classes:  # as a real run refuses it (augpe.runner.compose)
-        raise ConfigError(
-            f"pe.samples={cfg.pe.samples} is smaller than the number of classes "
-            f"({data.num_classes}); every class needs at least one synthetic sample"
-        )
-    prompts = load_prompt_set(cfg.generation.prompts)
+def example_prompts(
+    cfg: Config, prompts: PromptSet, labels: list[str], n: int
+) -> list[list[dict[str, str]]]:
+    """The first `n` requests' messages: one RANDOM API request, then variations of a placeholder."""
     g, length = cfg.generation, cfg.generation.length
-    labels = [g.label_descriptions.get(c, c) for c in data.class_names]
-    sizes = allocate(cfg.pe.samples, np.ones(data.num_classes))
     examples: list[list[dict[str, str]]] = []
-    for i in range(n_examples):
+    for i in range(n):
         rng = request_rng(cfg.seed, 0, "random", 0, i, 0)
-        c = i % data.num_classes
+        c = i % len(labels)
         if i == 0:
             examples.append(render_random(prompts, labels[c], length.random_words, rng)[0])
         else:
@@ -53,6 +47,28 @@ def dry_run(cfg: Config, n_examples: int = 3) -> dict[str, Any]:
                 )
             else:
                 examples.append(render_rephrase(prompts, labels[c], text, length.random_words, rng))
+    return examples
+
+
+def dry_run(cfg: Config, n_examples: int = 3) -> dict[str, Any]:
+    data = load_private_data(cfg.data)
+    if cfg.pe.samples < data.num_classes:  # as a real run refuses it (augpe.runner.compose)
+        raise ConfigError(
+            f"pe.samples={cfg.pe.samples} is smaller than the number of classes "
+            f"({data.num_classes}); every class needs at least one synthetic sample"
+        )
+    g, length = cfg.generation, cfg.generation.length
+    prompts = load_prompt_set(g.prompts)
+    labels = [g.label_descriptions.get(c, c) for c in data.class_names]
+    sizes = allocate(cfg.pe.samples, np.ones(data.num_classes))
+    examples = example_prompts(cfg, prompts, labels, n_examples)
+    # A mixture member with its own prompt set or class descriptions is counted with its own.
+    counted = list(examples)
+    for i in range(len(g.mixture)):
+        m = g.mixture_member(i)[0]
+        if m.prompts != g.prompts or m.label_descriptions != g.label_descriptions:
+            own = [m.label_descriptions.get(c, c) for c in data.class_names]
+            counted += example_prompts(cfg, load_prompt_set(m.prompts), own, n_examples)
     counts = request_counts(cfg.pe)
     max_tok = max_tokens_for(length.random_words, length.token_per_word, length.max_tokens)
     # tiktoken for OpenAI models whose encoding file is here, else 3 characters per token; a
@@ -61,7 +77,7 @@ def dry_run(cfg: Config, n_examples: int = 3) -> dict[str, Any]:
     counters = [prompt_counter(m.model, m.backend) for m in members]
     prompt_tok = max(
         count(GenerationRequest(m, max_tok, g.temperature, g.top_p, 0))
-        for m in examples
+        for m in counted
         for count in counters
     ) + (  # the parent text a variation carries: DP lengths may ask for up to max_tokens
         length.max_tokens

@@ -40,3 +40,24 @@ def test_dry_run_sends_nothing_and_writes_nothing(tmp_path, capsys):
     assert main(["run", str(cfg_file), "--dry-run"]) == 0
     assert "nothing was sent" in capsys.readouterr().out
     assert not (tmp_path / "run").exists()
+
+
+def test_a_mixture_member_with_its_own_prompts_is_counted_with_them(tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", private_rows(40))
+    long_set = tmp_path / "long.yaml"
+    long_set.write_text(
+        "name: long\n"
+        'system: "' + "Write a realistic text. " * 60 + '"\n'
+        'random:\n  templates: ["Write {label}."]\n'
+        'rephrase:\n  template: "Rewrite: {text}"\n  styles: [plainly]\n'
+        'fill_blanks:\n  template: "Fill: {masked}"\n  examples: []\n'
+    )
+    plain = small_config(data, tmp_path / "run", generation={"mixture": [{"weight": 1}] * 2})
+    mixed = small_config(
+        data,
+        tmp_path / "run",
+        generation={"mixture": [{"weight": 1}, {"weight": 1, "prompts": str(long_set)}]},
+    )
+    shown, counted = dry_run(plain), dry_run(mixed)
+    assert counted["example_prompts"] == shown["example_prompts"]  # the main set is shown
+    assert counted["estimated_prompt_tokens"] > shown["estimated_prompt_tokens"] + 100
