@@ -24,6 +24,7 @@ from fakes.pe import HashEmbedder
 from fakes.tiny_lm import build_tiny_lm
 
 from augpe.config import parse_config
+from augpe.llm import make_llm
 from augpe.llm.backends.embedded import EmbeddedLLM
 from augpe.llm.backends.openai import OpenAILLM
 from augpe.llm.backends.transformers import TransformersLLM
@@ -233,3 +234,33 @@ def test_no_private_text_reaches_any_ray_replica(private_csv, tmp_path):
     bodies = {p.name: p.read_text() for p in spy_dir.glob("bodies-*.jsonl")}
     assert len(bodies) == 2
     assert_no_private_text({f"ray replica {n}": [b] for n, b in bodies.items()}, private_texts)
+
+
+def test_no_private_text_reaches_either_model_of_a_lineage_mixture(private_csv, tmp_path):
+    """SmolLM2 (chat, `generic`) and Gemma 3 270M (completions, `generic_base`, its own class
+    descriptions) in one run: each is sent its own rendering, and under lineage routing each
+    variation is written by its parent's model."""
+    csv, private_texts = private_csv
+    raw = run_config(csv, tmp_path / "run").dump()
+    own = {"great": "a 5-star food review", "other": "a 1-star food review"}
+    base_member = {"weight": 1, "model": "gemma3-270m", "prompts": "generic_base"}
+    raw["generation"]["mixture"] = [{"weight": 1}, {**base_member, "label_descriptions": own}]
+    raw["generation"]["mixture_routing"] = "lineage"
+    cfg = parse_config(raw)
+    mix = make_llm(cfg.generation, show_progress=False)
+    spies = [ServerSpy(m._server) for m in mix.members]
+    for m, spy in zip(mix.members, spies, strict=True):
+        m._server = spy
+    try:
+        result = pipeline.run(cfg, show_progress=False, llm=mix, embedder=HashEmbedder())
+    finally:
+        mix.close()
+    smol, gemma = ([json.loads(b) for b in s.bodies] for s in spies)
+    assert_no_private_text({"smollm2": spies[0].bodies, "gemma": spies[1].bodies}, private_texts)
+    assert all("messages" in b and "star" not in json.dumps(b) for b in smol)
+    assert all(b["prompt"].endswith('\n\n"') and "-star food review" in b["prompt"] for b in gemma)
+    written = {}
+    for f in sorted((tmp_path / "run" / "state").glob("population_*.json")):
+        written |= {s["id"]: s["model"] for s in json.loads(f.read_text())["samples"]}
+    varied = [r for r in result.samples if r["parent_id"] in written]
+    assert varied and all(r["model"] == written[r["parent_id"]] for r in varied)
