@@ -45,6 +45,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -124,6 +125,23 @@ def calibrated_threshold(
     return lambda x: (score(x) >= t).astype(int)
 
 
+def study_inputs(
+    patterns: list[str], dataset: str, marker: str
+) -> tuple[list[Path], Any, pd.DataFrame, pd.DataFrame, list[str], Any]:
+    """The run folders matching `patterns` that hold `marker` (not .PRIVATE / .eval), the
+    benchmark, its real splits, its class names and the runs' embedder."""
+    found = {Path(r) for pat in patterns for r in glob.glob(pat)}
+    runs = sorted(r for r in found if (r / marker).is_file())
+    if not runs:
+        raise SystemExit(f"no run folder with {marker} matches {patterns}")
+    bench = load_benchmark(dataset)
+    train = pd.read_csv(bench.train).fillna("")
+    test = pd.read_csv(bench.test).fillna("")
+    names = sorted(train[bench.label_columns[0]].astype(str).unique())
+    emb = make_embedder(load_config(runs[0] / "config.yaml").embedding, show_progress=False)
+    return runs, bench, train, test, names, emb
+
+
 def ledger_sigma(run: Path, kind: str) -> float | None:
     events = json.loads((run / "ledger.json").read_text())["events"]
     found = [e["sigma"] for e in events if e["kind"] == kind]
@@ -164,16 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         "--hist-sigma", type=float, default=15.6, help="noise on the threshold histogram"
     )
     args = p.parse_args(argv)
-    found = {Path(r) for pat in args.runs for r in glob.glob(pat)}
-    runs = sorted(r for r in found if (r / "synthetic.jsonl").is_file())  # not .PRIVATE / .eval
-    if not runs:
-        raise SystemExit(f"no run folder matches {args.runs}")
-    bench = load_benchmark(args.dataset)
+    runs, bench, train, test, names, emb = study_inputs(args.runs, args.dataset, "synthetic.jsonl")
     col = bench.label_columns[0]
-    train = pd.read_csv(bench.train).fillna("")
-    test = pd.read_csv(bench.test).fillna("")
-    names = sorted(train[col].astype(str).unique())
-    emb = make_embedder(load_config(runs[0] / "config.yaml").embedding, show_progress=False)
     priv = unit(emb.encode(list(train[bench.text_column].astype(str))))
     priv_y = np.array([names.index(v) for v in train[col].astype(str)])
     test_x = unit(emb.encode(list(test[bench.text_column].astype(str))))

@@ -23,29 +23,20 @@ table gives mean ± std over the runs and the rows kept.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from augpe.config import load_config
-from augpe.embed import make_embedder
 from augpe.evaluate.downstream import linear_probe
 from augpe.evaluate.independent import bow_classifier
-from benchmarks.bench_data import load_benchmark
+from benchmarks.labellers import RESULTS, study_inputs, unit
 
-RESULTS = ROOT / "benchmarks" / "results"
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+CENTROIDS = "state/centroids.json"
 
 
 def margins(x: np.ndarray, centroids: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -80,16 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--drop", type=float, nargs="+", default=[0.2, 0.4, 0.6])
     args = p.parse_args(argv)
-    found = {Path(r) for pat in args.runs for r in glob.glob(pat)}
-    runs = sorted(r for r in found if (r / "state" / "centroids.json").is_file())
-    if not runs:
-        raise SystemExit(f"no run folder with a centroid release matches {args.runs}")
-    bench = load_benchmark(args.dataset)
+    runs, bench, _, test, names, emb = study_inputs(args.runs, args.dataset, CENTROIDS)
     col = bench.label_columns[0]
-    train = pd.read_csv(bench.train).fillna("")
-    test = pd.read_csv(bench.test).fillna("")
-    names = sorted(train[col].astype(str).unique())
-    emb = make_embedder(load_config(runs[0] / "config.yaml").embedding, show_progress=False)
     test_texts = list(test[bench.text_column].astype(str))
     test_y = list(test[col].astype(str))
     test_x = emb.encode(test_texts)
@@ -99,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         texts = [r["text"] for r in rows]
         labels = np.array([names.index(r["class"]) for r in rows])
         x = unit(emb.encode(texts))
-        noisy = np.asarray(json.loads((run / "state" / "centroids.json").read_text())["noisy"])
+        noisy = np.asarray(json.loads((run / CENTROIDS).read_text())["noisy"])
         m = margins(x, noisy, labels)
         asked = requested_classes(run)
 
