@@ -3,8 +3,9 @@
 The backend is a deterministic function of the request's seed, so a rerun or a resumed run sends
 every request to the same model as before (and finds it in the cache), and the choice does not
 depend on batch order. A request that names its `member` (the PE APIs do so when members have
-their own prompt sets, or a variation goes to its parent's model) goes to that member. Each backend answers its share of a batch at the same time as the others;
-`Generation.model` says which model wrote each sample, and the corpus keeps it.
+their own prompt sets, or a variation goes to its parent's model) goes to that member. Each
+backend answers its share of a batch at the same time as the others; `Generation.model` says
+which model wrote each sample, and the corpus keeps it.
 """
 
 from __future__ import annotations
