@@ -10,7 +10,6 @@ which model wrote each sample, and the corpus keeps it.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import time
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from typing import Any
 from augpe.llm.base import LLM, BaseLLM, Generation, GenerationRequest, OnResult, Usage
 from augpe.llm.cost import Budget, CostMeter
 
-__all__ = ["MixtureLLM", "route_fraction"]
+__all__ = ["MixtureLLM", "pick_by_weight", "route_fraction"]
 
 
 def route_fraction(seed: int) -> float:
@@ -29,6 +28,20 @@ def route_fraction(seed: int) -> float:
         int(seed).to_bytes(16, "little", signed=True), digest_size=8, person=b"augpe-mixture"
     ).digest()
     return int.from_bytes(digest, "little") / 2.0**64
+
+
+def pick_by_weight(
+    fraction: float, weights: Sequence[float], among: Sequence[int] | None = None
+) -> int:
+    """The index, of `among` (default: all), whose share of their total weight holds `fraction`
+    (a uniform number in [0, 1)), in order."""
+    among = range(len(weights)) if among is None else among
+    u = fraction * sum(weights[k] for k in among)
+    for k in among:
+        u -= weights[k]
+        if u < 0:
+            return k
+    return among[-1]
 
 
 class MixtureLLM(BaseLLM):
@@ -41,19 +54,12 @@ class MixtureLLM(BaseLLM):
             raise ValueError("mixture weights must be > 0")
         self.members = [m for m, _ in members]
         self.weights = [float(w) for _, w in members]
-        total = sum(self.weights)
-        self._cum: list[float] = []
-        acc = 0.0
-        for w in self.weights:
-            acc += w / total
-            self._cum.append(acc)
-        self._cum[-1] = 1.0
         self.name = "mixture[" + ",".join(f"{m.name}={w:g}" for m, w in members) + "]"
         self.usage = Usage()
 
     def route(self, seed: int) -> int:
         """Index of the member that answers a request with this seed."""
-        return min(bisect.bisect_right(self._cum, route_fraction(seed)), len(self.members) - 1)
+        return pick_by_weight(route_fraction(seed), self.weights)
 
     def _groups(self, requests: Sequence[GenerationRequest]) -> dict[int, list[int]]:
         """Member index -> the indices of the requests it answers."""

@@ -18,7 +18,7 @@ import numpy as np
 
 from augpe.config import GenerationConfig
 from augpe.llm.base import LLM, GenerationRequest, Message
-from augpe.llm.mixture import route_fraction
+from augpe.llm.mixture import pick_by_weight, route_fraction
 from augpe.pe.prompts import KEYWORD_SLOTS, PromptSet
 from augpe.pe.render import (
     last_user_turn,
@@ -117,12 +117,7 @@ class Writers:
         if self.lineage and parent is not None:
             among = [k for k, n in enumerate(self.names) if n == parent.model] or among
         seed = int(np.random.default_rng([*key]).integers(2**62))
-        u = route_fraction(seed) * sum(self.weights[k] for k in among)
-        for k in among:
-            u -= self.weights[k]
-            if u < 0:
-                return k
-        return among[-1]
+        return pick_by_weight(route_fraction(seed), self.weights, among)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from augpe.llm.backends.openai import OpenAILLM
 from augpe.llm.backends.transformers import TransformersLLM
 from augpe.llm.backends.vllm import VLLMLLM
 from augpe.llm.base import GenerationRequest
-from augpe.llm.mixture import MixtureLLM, route_fraction
+from augpe.llm.mixture import MixtureLLM, pick_by_weight, route_fraction
 
 
 @pytest.fixture
@@ -54,6 +54,24 @@ def test_routing_follows_the_weights_and_depends_only_on_the_seed(fake_vllm):
     assert routes == [mix.route(s) for s in range(20_000)]  # deterministic, across calls
     assert route_fraction(12345) == route_fraction(12345) and 0.0 <= route_fraction(-7) < 1.0
     assert routes[:40].count(0) not in (0, 40)  # neighbouring seeds are spread, not blocked
+
+
+def test_a_weighted_pick_splits_the_unit_interval_by_weight_among_the_members_asked():
+    weights = [1.0, 2.0, 1.0]
+    grid = [i / 1000 for i in range(1000)]
+    picks = Counter(pick_by_weight(f, weights) for f in grid)
+    assert picks == {0: 250, 1: 500, 2: 250}
+    assert [pick_by_weight(f, weights) for f in (0.0, 0.2499, 0.25, 0.7499, 0.75, 0.9999)] == [
+        0,
+        0,
+        1,
+        1,
+        2,
+        2,
+    ]
+    among = Counter(pick_by_weight(f, weights, among=[0, 2]) for f in grid)
+    assert among == {0: 500, 2: 500}  # member 1 is never picked; the others share its weight
+    assert {pick_by_weight(f, weights, among=[1]) for f in grid} == {1}
 
 
 def test_each_sample_is_written_by_the_model_its_seed_routes_to_and_says_so(fake_vllm, one_thread):
