@@ -27,6 +27,7 @@ __all__ = [
     "build_llm",
     "build_vote",
     "build_writers",
+    "check_llm",
     "overlap_private",
 ]
 
@@ -52,6 +53,21 @@ def build_components(cfg: Config, show_progress: bool = True) -> tuple[LLM, Embe
     return build_llm(cfg, show_progress), build_embedder(cfg, show_progress)
 
 
+def check_llm(cfg: Config, llm: LLM) -> None:
+    """Refuse an LLM the config cannot run on: lineage routing sends each variation to the model
+    that wrote its parent, so it needs the mixture the config describes (a run builds it so; a
+    caller may pass another LLM)."""
+    n = len(cfg.generation.mixture)
+    if cfg.generation.mixture_routing != "lineage":
+        return
+    if not isinstance(llm, MixtureLLM) or len(llm.members) != n:
+        raise ConfigError(
+            f"generation.mixture_routing: lineage sends each variation to the model that wrote "
+            f"its parent, so the run's LLM must be the mixture of generation.mixture's {n} "
+            f"members; it is {llm.name}"
+        )
+
+
 def build_writers(
     cfg: Config, llm: LLM, prompts: PromptSet, class_names: Sequence[str]
 ) -> Writers | None:
@@ -72,12 +88,8 @@ def build_writers(
     ):
         return None
     labels = [[d.get(c, c) for c in class_names] for d in own]
+    check_llm(cfg, llm)
     names = [m.name for m in llm.members] if isinstance(llm, MixtureLLM) else []
-    if lineage and len(names) != len(members):
-        raise ConfigError(
-            "generation.mixture_routing: lineage runs on the local engine (execution.engine: "
-            "local), where the run knows which model wrote each text"
-        )
     return Writers(sets, labels, [w for _, w in members], names or [""] * len(members), lineage)
 
 

@@ -41,6 +41,7 @@ from augpe.runner.components import (
     build_llm,
     build_vote,
     build_writers,
+    check_llm,
     overlap_private,
 )
 from augpe.runner.layout import RunLayout
@@ -95,6 +96,8 @@ def _run(
     data = load_private_data(cfg.data)
     public = load_public_seed(cfg.data, data.class_names)  # [] unless data.public_seed is set
     check_run(cfg, data, prompts, public, planned.delta)
+    if llm is not None:
+        check_llm(cfg, llm)  # an LLM passed in (a run builds the one its config describes)
     log.info(
         "private data: %d records, %d classes (%d empty texts dropped) from %s",
         len(data),

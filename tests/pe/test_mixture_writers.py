@@ -152,6 +152,16 @@ def test_lineage_is_refused_without_a_mixture_or_on_ray(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
+def test_lineage_with_a_caller_passed_llm_that_is_not_the_mixture_is_refused_naming_it(
+    tmp_path: Path,
+) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", private_rows(60))
+    cfg = mixture_config(data, tmp_path / "run", "lineage")
+    with pytest.raises(ConfigError, match=r"mixture of generation.mixture's 2 members; it is fake"):
+        pipeline.run(cfg, show_progress=False, llm=FakeLLM(), embedder=HashEmbedder(32))
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_members_unknown_prompt_set_is_refused_before_the_run(tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "d.jsonl", private_rows(60))
     cfg = small_config(
