@@ -65,8 +65,8 @@ class GenerationBase(_Section):
     )
     tidy: bool = Field(
         False,
-        description="cut an echoed class description and an unfinished last sentence from each "
-        "generation (counted in summary.json generation.tidied)",
+        description="cut HTML tags, an echoed class description and an unfinished last sentence "
+        "from each generation (counted in summary.json generation.tidied)",
     )
     length: LengthConfig = Field(
         default_factory=LengthConfig, description="target lengths of the generated texts"

@@ -35,6 +35,7 @@ from augpe.pe.textops import (
     max_tokens_for,
     strip_instruction_echo,
     strip_label_echo,
+    strip_markup,
     target_words,
     trim_unfinished,
 )
@@ -309,12 +310,14 @@ class TextAPIs:
         return build
 
     def _tidy(self, text: str, label: str, stats: GenerationStats) -> str | None:
-        """Cut an echoed class description and an unfinished last sentence (counted)."""
+        """Cut HTML tags, an echoed class description and an unfinished last sentence (counted)."""
+        text, marked = strip_markup(text)
         text, echoed = strip_label_echo(text, label)
         text, cut = trim_unfinished(text)
+        stats.tidied["markup"] += marked
         stats.tidied["label_echo"] += echoed
         stats.tidied["unfinished_sentence"] += cut
-        return clean_generation(text) if echoed else text
+        return clean_generation(text) if echoed or marked else text
 
     # ---- retries ----------------------------------------------------------------------------
     def _run(self, jobs: list[_Job], iteration: int, desc: str) -> list[Sample]:

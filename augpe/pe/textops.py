@@ -19,6 +19,7 @@ __all__ = [
     "mask_text",
     "max_tokens_for",
     "strip_label_echo",
+    "strip_markup",
     "target_words",
     "trim_unfinished",
 ]
@@ -223,6 +224,33 @@ def trim_unfinished(text: str, min_keep: float = 0.5) -> tuple[str, bool]:
     if count_words(kept) < max(3, min_keep * count_words(text)):
         return text, False
     return kept, True
+
+
+_MARKUP = re.compile(
+    r"</?(?P<tag>a|b|i|u|s|em|strong|small|sup|sub|span|code|div|p|br|hr|h[1-6]|ul|ol|li|blockquote)"
+    r"(?:\s[^<>]*)?/?>",
+    re.IGNORECASE,
+)
+_INLINE_TAGS = {"a", "b", "i", "u", "s", "em", "strong", "small", "sup", "sub", "span", "code"}
+
+
+def strip_markup(text: str) -> tuple[str, bool]:
+    """(text without HTML tags, whether any were removed).
+
+    A base model pretrained on web pages sprinkles `<i>`, `<b>` or `<br />` into its prose. Only
+    well-formed tags of common HTML elements are cut (an inline one to nothing, a block one such
+    as a line break to a space), so a "<" in running text, as in "x < 5", stays.
+    """
+
+    def cut(m: re.Match[str]) -> str:
+        return "" if m.group("tag").lower() in _INLINE_TAGS else " "
+
+    out, n = _MARKUP.subn(cut, text)
+    if not n:
+        return text, False
+    out = re.sub(r"[ \t]{2,}", " ", out)
+    out = re.sub(r" +([.,!?;:])", r"\1", out)
+    return out.strip(), True
 
 
 _LABEL_WORDS = r"(?:review|rephras\w*|rewrit\w*|version|rating|text|paraphras\w*|stars?)"

@@ -15,7 +15,7 @@ from fakes.pe import FakeLLM, HashEmbedder, private_rows, public_pool, small_con
 from augpe.config import Config
 from augpe.errors import ConfigError
 from augpe.pe.loop import best_voted, vote_classes
-from augpe.pe.textops import clean_generation, strip_label_echo, trim_unfinished
+from augpe.pe.textops import clean_generation, strip_label_echo, strip_markup, trim_unfinished
 from augpe.privacy.keywords import keyword_histogram, public_vocabulary, select_keywords
 from augpe.privacy.vote import vote_histogram
 from augpe.records.sample import Sample
@@ -62,6 +62,49 @@ def test_a_meta_sentence_before_the_text_is_dropped() -> None:
     assert clean_generation(raw) == "My dog loves this food and eats it all."
     keep = "Here is the best tea I have found in years, honestly."
     assert clean_generation(keep) == keep
+
+
+@pytest.mark.parametrize(
+    "raw, want",
+    [
+        ("I <i>love</i> this tea.<br /><br />Great value", "I love this tea. Great value"),
+        ('See <a href="https://example.com">the site</a> for more.', "See the site for more."),
+        ("<p>First point.</p><P>Second point.</P>", "First point. Second point."),
+    ],
+)
+def test_html_tags_a_web_trained_model_writes_are_cut(raw: str, want: str) -> None:
+    assert strip_markup(raw) == (want, True)
+
+
+def test_text_with_angle_brackets_but_no_tags_is_left_alone() -> None:
+    for text in ("Keep it x < 5 and y > 3.", "I <3 this snack", "Rated <great> by me"):
+        assert strip_markup(text) == (text, False)
+
+
+def test_tidy_cuts_the_tags_of_each_generation_and_counts_them() -> None:
+    from augpe.config import generation_config
+    from augpe.llm.base import Generation, GenerationRequest, Usage
+    from augpe.pe.apis import TextAPIs
+    from augpe.pe.prompts import load_prompt_set
+
+    class TaggingLLM:
+        name = "tagging"
+        usage = Usage()
+
+        def generate(self, requests: list[GenerationRequest], desc: str = "") -> list[Generation]:
+            return [Generation(text=f"The tea {r.seed} was <b>fresh</b>.") for r in requests]
+
+        def close(self) -> None: ...
+
+    def texts(tidy: bool) -> tuple[list[str], int]:
+        cfg = generation_config(tidy=tidy)
+        apis = TextAPIs(TaggingLLM(), load_prompt_set("generic"), cfg, ["positive"], seed=3)
+        samples = apis.random([0, 0, 0], iteration=0)
+        return [x.text for x in samples], apis.stats.tidied["markup"]
+
+    kept, cut = texts(tidy=True)
+    assert cut == 3 and all(re.fullmatch(r"The tea \d+ was fresh\.", t) for t in kept), kept
+    assert texts(tidy=False) == ([t.replace("fresh", "<b>fresh</b>") for t in kept], 0)
 
 
 # ---- near-duplicates -------------------------------------------------------------------------
